@@ -1,0 +1,39 @@
+"""SQLite persistence for twinbot: schema, migrations and every query. Nothing else writes SQL."""
+
+from persona_store.errors import DatabaseTooNew, JobAlreadyActive, QueueFull, StoreError
+from persona_store.models import (
+    AddResult,
+    AdapterRecord,
+    AvatarRecord,
+    Consent,
+    ConsentEvent,
+    Feedback,
+    JobState,
+    NewMessage,
+    Scope,
+    StoredMessage,
+    TrainingJob,
+    User,
+)
+from persona_store.store import Store, open_store
+
+__all__ = [
+    "AddResult",
+    "AdapterRecord",
+    "AvatarRecord",
+    "Consent",
+    "ConsentEvent",
+    "DatabaseTooNew",
+    "Feedback",
+    "JobAlreadyActive",
+    "JobState",
+    "NewMessage",
+    "QueueFull",
+    "Scope",
+    "Store",
+    "StoreError",
+    "StoredMessage",
+    "TrainingJob",
+    "User",
+    "open_store",
+]

@@ -1,0 +1,118 @@
+"""One aiosqlite connection with the pragmas twinbot relies on, and serialized write transactions."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from persona_store.errors import DatabaseTooNew
+from persona_store.migrations import all_migrations
+
+# WAL lets the trainer process read and write while the bot does; secure_delete zeroes freed pages
+# so text removed by /forget does not linger in the file; the busy timeout covers the other process.
+PRAGMAS = (
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA foreign_keys = ON",
+    "PRAGMA secure_delete = ON",
+    "PRAGMA busy_timeout = 10000",
+    "PRAGMA synchronous = NORMAL",
+)
+
+
+def now() -> float:
+    """Wall-clock timestamp stored in every *_at column (seconds since the epoch)."""
+    return time.time()
+
+
+class Database:
+    """The connection, plus a lock so that coroutines sharing it never interleave a transaction."""
+
+    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+        self._write_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path) -> Database:
+        """Open (creating parent dirs), apply pragmas and migrations."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = await aiosqlite.connect(path, isolation_level=None)
+        conn.row_factory = aiosqlite.Row
+        for pragma in PRAGMAS:
+            await conn.execute(pragma)
+        db = cls(conn, path)
+        try:
+            await db.migrate()
+        except BaseException:
+            await conn.close()
+            raise
+        return db
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+    async def schema_version(self) -> int:
+        row = await self.fetchone("PRAGMA user_version")
+        return int(row[0])
+
+    async def migrate(self, target: int | None = None) -> int:
+        """Apply every migration above the file's user_version (up to `target`), each atomically."""
+        migrations = all_migrations()
+        latest = migrations[-1].version
+        current = await self.schema_version()
+        if current > latest:
+            raise DatabaseTooNew(
+                f"{self.path} has schema version {current}, newer than this twinbot knows ({latest}); upgrade twinbot"
+            )
+        for migration in migrations:
+            if current < migration.version <= (target or latest):
+                # executescript commits first, so run the script and the version bump in one explicit
+                # transaction of our own: a crash mid-migration leaves the previous version intact.
+                await self.conn.executescript(
+                    f"BEGIN IMMEDIATE;\n{migration.sql}\nPRAGMA user_version = {migration.version};\nCOMMIT;"
+                )
+                current = migration.version
+        return current
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A write transaction (BEGIN IMMEDIATE … COMMIT, ROLLBACK on error), one at a time."""
+        async with self._write_lock:
+            await self._run("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                await self._run("ROLLBACK")
+                raise
+            await self._run("COMMIT")
+
+    async def _run(self, sql: str) -> None:
+        async with self.conn.execute(sql):
+            pass
+
+    async def maintenance(self, *statements: str) -> None:
+        """Statements that must run outside a transaction (VACUUM, checkpoints), between writes."""
+        async with self._write_lock:
+            for sql in statements:
+                async with self.conn.execute(sql) as cursor:
+                    await cursor.fetchall()
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
+        async with self.conn.execute(sql, params) as cursor:
+            return await cursor.fetchone()
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
+        async with self.conn.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """One statement in its own write transaction; returns the rows it changed."""
+        async with self.write() as conn:
+            async with conn.execute(sql, params) as cursor:
+                return cursor.rowcount

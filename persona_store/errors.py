@@ -1,0 +1,25 @@
+"""Errors the store raises for conditions callers are expected to handle."""
+
+
+class StoreError(Exception):
+    """Base class; the message is fit to show a user."""
+
+
+class JobAlreadyActive(StoreError):
+    """The user already has a queued or running training job (one at a time)."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"a training job (#{job_id}) is already queued or running")
+        self.job_id = job_id
+
+
+class QueueFull(StoreError):
+    """The global training queue is at its bound; try later."""
+
+    def __init__(self, bound: int) -> None:
+        super().__init__(f"the training queue is full ({bound} jobs); try again later")
+        self.bound = bound
+
+
+class DatabaseTooNew(StoreError):
+    """The file was written by a newer twinbot; refusing to touch it beats corrupting it."""

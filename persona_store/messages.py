@@ -1,0 +1,109 @@
+"""Messages kept for a user (their own lines and, from imports, context lines), and search over them."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import aiosqlite
+
+from persona_store.connection import Database
+from persona_store.models import AddResult, NewMessage, StoredMessage
+
+_COLUMNS = "id, owner_id, platform, chat_id, message_id, author, is_own, ts, text, source, reply_to, is_dm"
+_WORD = re.compile(r"\w{2,}", re.UNICODE)
+# Enough words to find similar lines; more only slows the OR query down.
+_MAX_QUERY_WORDS = 24
+
+
+def _message(row: aiosqlite.Row) -> StoredMessage:
+    return StoredMessage(
+        id=row["id"],
+        owner_id=row["owner_id"],
+        platform=row["platform"],
+        chat_id=row["chat_id"],
+        message_id=row["message_id"],
+        author=row["author"],
+        is_own=bool(row["is_own"]),
+        ts=row["ts"],
+        text=row["text"],
+        source=row["source"],
+        reply_to=row["reply_to"],
+        is_dm=bool(row["is_dm"]),
+    )
+
+
+def fts_query(text: str) -> str | None:
+    """An FTS5 query matching any word of `text`; words are quoted so user text is never syntax."""
+    words = list(dict.fromkeys(word.lower() for word in _WORD.findall(text)))[:_MAX_QUERY_WORDS]
+    return " OR ".join(f'"{word}"' for word in words) or None
+
+
+class Messages:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def add_many(self, messages: Sequence[NewMessage]) -> AddResult:
+        """Store a batch in one transaction; messages already stored (same owner, chat, id) are skipped."""
+        if not messages:
+            return AddResult(0, 0)
+        rows = [
+            (m.owner_id, m.platform, m.chat_id, m.message_id, m.author, int(m.is_own), m.ts, m.text,
+             m.source, m.reply_to, int(m.is_dm))
+            for m in messages
+        ]
+        async with self._db.write() as conn:
+            cursor = await conn.executemany(
+                "INSERT OR IGNORE INTO messages (owner_id, platform, chat_id, message_id, author, is_own, ts,"
+                " text, source, reply_to, is_dm) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            # executemany's rowcount sums the rows each statement changed, triggers excluded.
+            added = cursor.rowcount
+            await cursor.close()
+        return AddResult(added=added, duplicates=len(rows) - added)
+
+    async def for_training(self, owner_id: int) -> list[StoredMessage]:
+        """All of the owner's messages, in conversation order within each chat."""
+        rows = await self._db.fetchall(
+            f"SELECT {_COLUMNS} FROM messages WHERE owner_id = ? ORDER BY platform, chat_id, ts, id", (owner_id,)
+        )
+        return [_message(row) for row in rows]
+
+    async def count_own(self, owner_id: int) -> int:
+        row = await self._db.fetchone("SELECT count(*) FROM messages WHERE owner_id = ? AND is_own = 1", (owner_id,))
+        return int(row[0])
+
+    async def counts(self, owner_id: int) -> tuple[int, int]:
+        """(own messages, context messages) stored for the owner."""
+        row = await self._db.fetchone(
+            "SELECT coalesce(sum(is_own), 0), count(*) - coalesce(sum(is_own), 0) FROM messages WHERE owner_id = ?",
+            (owner_id,),
+        )
+        return int(row[0]), int(row[1])
+
+    async def similar(self, owner_id: int, text: str, limit: int, include_dm: bool) -> list[StoredMessage]:
+        """The owner's own past lines most like `text` (BM25), best first.
+
+        `include_dm=False` keeps lines captured in private chats out of answers given in groups.
+        """
+        query = fts_query(text)
+        if query is None or limit <= 0:
+            return []
+        rows = await self._db.fetchall(
+            f"SELECT {', '.join('m.' + c.strip() for c in _COLUMNS.split(','))} FROM messages_fts"
+            " JOIN messages m ON m.id = messages_fts.rowid"
+            " WHERE messages_fts MATCH ? AND m.owner_id = ? AND m.is_own = 1 AND (? OR m.is_dm = 0)"
+            " ORDER BY bm25(messages_fts) LIMIT ?",
+            (query, owner_id, int(include_dm), limit),
+        )
+        return [_message(row) for row in rows]
+
+    async def recent_in_chat(self, owner_id: int, platform: str, chat_id: str, limit: int) -> list[StoredMessage]:
+        """The last `limit` messages of one chat kept for the owner, oldest first."""
+        rows = await self._db.fetchall(
+            f"SELECT {_COLUMNS} FROM messages WHERE owner_id = ? AND platform = ? AND chat_id = ?"
+            " ORDER BY ts DESC, id DESC LIMIT ?",
+            (owner_id, platform, chat_id, limit),
+        )
+        return [_message(row) for row in reversed(rows)]

@@ -1,0 +1,77 @@
+"""The store: one object giving access to every table, opened with migrations applied."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from persona_store.adapters import Adapters
+from persona_store.connection import Database
+from persona_store.consent import ConsentLog
+from persona_store.avatars import Avatars
+from persona_store.feedback import FeedbackLog
+from persona_store.jobs import TrainingJobs
+from persona_store.messages import Messages
+from persona_store.users import Users
+
+
+class Store:
+    """All of twinbot's rows. Every query in the project goes through one of these attributes."""
+
+    def __init__(self, db: Database, max_queued_jobs: int = 100) -> None:
+        self.db = db
+        self.users = Users(db)
+        self.consent = ConsentLog(db)
+        self.messages = Messages(db)
+        self.jobs = TrainingJobs(db, max_queued_jobs)
+        self.adapters = Adapters(db)
+        self.avatars = Avatars(db)
+        self.feedback = FeedbackLog(db)
+
+    @classmethod
+    async def open(cls, path: Path, max_queued_jobs: int = 100) -> Store:
+        return cls(await Database.open(path), max_queued_jobs)
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def delete_user(self, user_id: int) -> dict[str, int]:
+        """Delete every row of the user and scrub the file so the deleted text cannot be recovered.
+
+        Rows go by ON DELETE CASCADE. Then the full-text index is merged (its older segments still
+        hold the deleted terms until then), the WAL is checkpointed and truncated, and the file is
+        vacuumed; with secure_delete on, freed pages are zeroed along the way.
+        """
+        counts = {}
+        for table, column in (
+            ("messages", "owner_id"),
+            ("consent_events", "user_id"),
+            ("training_jobs", "user_id"),
+            ("adapters", "user_id"),
+            ("avatars", "user_id"),
+        ):
+            row = await self.db.fetchone(f"SELECT count(*) FROM {table} WHERE {column} = ?", (user_id,))
+            counts[table] = int(row[0])
+        row = await self.db.fetchone(
+            "SELECT count(*) FROM feedback WHERE rater_id = ? OR twin_owner_id = ?", (user_id, user_id)
+        )
+        counts["feedback"] = int(row[0])
+        counts["users"] = await self.users.delete(user_id)
+        await self.scrub()
+        return counts
+
+    async def scrub(self) -> None:
+        """Leave no deleted text behind in the index, the WAL or free pages."""
+        await self.db.execute("INSERT INTO messages_fts (messages_fts) VALUES ('optimize')")
+        await self.db.maintenance("PRAGMA wal_checkpoint(TRUNCATE)", "VACUUM", "PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+@asynccontextmanager
+async def open_store(path: Path, max_queued_jobs: int = 100) -> AsyncIterator[Store]:
+    """`async with open_store(path) as store:` — opened, migrated, closed at the end."""
+    store = await Store.open(path, max_queued_jobs)
+    try:
+        yield store
+    finally:
+        await store.close()
