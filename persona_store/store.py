@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -35,6 +37,29 @@ class Store:
 
     async def close(self) -> None:
         await self.db.close()
+
+    async def export_user(self, user_id: int) -> dict[str, bytes]:
+        """Every row about the user as JSON documents, keyed by their path in an export archive."""
+        user = await self.users.get(user_id)
+        if user is None:
+            return {}
+        avatar = await self.avatars.get(user_id)
+        adapter = await self.adapters.get(user_id)
+        documents = {
+            "profile.json": dataclasses.asdict(user),
+            "consent_history.json": [dataclasses.asdict(e) for e in await self.consent.history(user_id)],
+            "messages.json": [dataclasses.asdict(m) for m in await self.messages.for_training(user_id)],
+            "training_jobs.json": [dataclasses.asdict(j) for j in await self.jobs.history(user_id)],
+            "feedback.json": [dataclasses.asdict(f) for f in await self.feedback.involving(user_id)],
+            "adapter_record.json": dataclasses.asdict(adapter) if adapter else None,
+            "avatar_record.json": (
+                {**dataclasses.asdict(avatar), "latent": avatar.latent.hex()} if avatar else None
+            ),
+        }
+        return {
+            f"data/{name}": json.dumps(doc, indent=2, ensure_ascii=False, default=str).encode()
+            for name, doc in documents.items()
+        }
 
     async def delete_user(self, user_id: int) -> dict[str, int]:
         """Delete every row of the user and scrub the file so the deleted text cannot be recovered.

@@ -114,7 +114,8 @@ class OptionSpec:
     """Text commands: this option takes the rest of the line (e.g. `/twin @ana hello there`)."""
 
 
-Handler = Callable[["Invocation", Outbox], Awaitable[None]]
+Handler = Callable[[Any, Invocation, Outbox], Awaitable[None]]
+"""`handler(ctx, invocation, outbox)`; ctx is the layer's `CommandContext` (settings, services, users)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,115 @@
+"""Talking to twins: `/twin [user] text`, DMs, mentions of the bot, and replies to a twin's message."""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+
+from bot.commands.context import CommandContext, NotInstalled, UserError
+from bot.commands.types import CommandSpec, Event, Invocation, OptionSpec, Outbox, Reply, Speaker
+from persona_store import User
+
+log = logging.getLogger(__name__)
+
+HISTORY_TURNS = 12
+
+
+async def resolve_owner(ctx: CommandContext, event: Event, who: str | None) -> User:
+    """The twin's owner: the named user (platform id or display name), else the speaker themself."""
+    if who:
+        owner = await ctx.store.users.find(event.platform, who)
+        if owner is None:
+            raise UserError(f"I don't know a twin called {who!r} here.")
+        return owner
+    owner = await ctx.known_user(event)
+    if owner is None:
+        raise UserError(
+            "You don't have a twin yet. /consent learn lets me learn from your messages; /import brings your history."
+        )
+    return owner
+
+
+async def talk(ctx: CommandContext, event: Event, owner: User, text: str, out: Outbox) -> None:
+    """One exchange with `owner`'s twin in this chat, answered as the twin (pinging nobody)."""
+    twins = ctx.services.twins
+    if twins is None:
+        raise NotInstalled("Talking to twins (the language model)")
+    speaker_is_owner = event.platform == owner.platform and event.user_id == owner.platform_user_id
+    if not speaker_is_owner and not (await ctx.store.consent.current(owner.id)).share:
+        raise UserError(f"{owner.display_name} hasn't shared their twin, so only they can talk to it.")
+    text = text.strip()
+    if not text:
+        raise UserError("Say something to the twin, e.g. /twin how was your weekend?")
+    text = text[: ctx.settings.max_message_chars]
+    ctx.limit("twin replies", event, ctx.settings.twin_replies_per_minute)
+
+    from persona.prompt import Turn
+    from persona.service import ReplyRequest, TwinError
+
+    key = (event.platform, event.chat_id, owner.id)
+    history: deque = ctx.conversations.get(key) or deque(maxlen=HISTORY_TURNS)
+    request = ReplyRequest(
+        owner=owner,
+        speaker_name=event.user_name,
+        text=text,
+        history=list(history),
+        platform=event.platform,
+        chat_id=event.chat_id,
+        is_dm=event.is_dm,
+    )
+    async with out.typing():
+        try:
+            answer = await twins.reply(request)
+        except TwinError as exc:
+            raise UserError(str(exc)) from exc
+    sent = await out.send(
+        Reply(answer, speaker=Speaker(owner.id, owner.display_name, await twin_face(ctx, owner)), kind="twin")
+    )
+    if sent.message_id is not None:
+        ctx.twin_messages[(event.platform, event.chat_id, sent.message_id)] = owner.id
+    history.append(Turn(speaker=event.user_name, text=text, is_owner=speaker_is_owner))
+    history.append(Turn(speaker=owner.display_name, text=answer, is_owner=True))
+    ctx.conversations[key] = history
+
+
+async def twin_face(ctx: CommandContext, owner: User) -> bytes | None:
+    """The twin's stable face as a small icon, or None when faces are off (the reply still goes out)."""
+    if ctx.services.avatars is None:
+        return None
+    from avatar.service import AvatarError
+
+    try:
+        return await ctx.services.avatars.own_face_png(owner.id)
+    except AvatarError:
+        log.warning("could not render the face of twin %s", owner.id, exc_info=True)
+        return None
+
+
+async def addressed_twin(ctx: CommandContext, event: Event) -> User | None:
+    """Whose twin a plain message talks to: a reply to a twin, a DM, or a mention of the bot; else None."""
+    if event.reply_to_message_id is not None:
+        owner_id = ctx.twin_messages.get((event.platform, event.chat_id, event.reply_to_message_id))
+        if owner_id is not None:
+            return await ctx.store.users.get(owner_id)
+    if event.mentions_bot and event.mentioned_user_ids:
+        return await resolve_owner(ctx, event, event.mentioned_user_ids[0])
+    if event.is_dm or event.mentions_bot:
+        return await resolve_owner(ctx, event, None)
+    return None
+
+
+async def twin(ctx: CommandContext, inv: Invocation, out: Outbox) -> None:
+    owner = await resolve_owner(ctx, inv.event, inv.args.get("user"))
+    await talk(ctx, inv.event, owner, inv.args.get("text") or "", out)
+
+
+SPEC = CommandSpec(
+    name="twin",
+    description="Talk to a twin (yours, or someone's who shared theirs)",
+    handler=twin,
+    options=(
+        OptionSpec("user", "user", "whose twin (default: yours)"),
+        OptionSpec("text", "text", "what you say to the twin", required=True, rest=True),
+    ),
+    usage="/twin [@user] <text>",
+)

@@ -1,0 +1,116 @@
+"""/export and /forget: the user's data is theirs to take and to delete, every row and every file."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+import zipfile
+
+from bot.commands.context import CommandContext
+from bot.commands.types import CommandSpec, Invocation, OptionSpec, OutFile, Outbox, Reply
+
+EXPORT_README = """\
+twinbot export
+==============
+
+Everything twinbot keeps about you, in structured, machine-readable form (GDPR Art. 20).
+
+data/profile.json           who you are to twinbot: platform, platform user id, display name.
+data/consent_history.json   every grant and withdrawal of `learn` and `share`, with timestamps.
+data/messages.json          your messages (is_own = true) and, from your imports, other people's lines
+                            kept only as context for your twin (is_own = false). ts is seconds since 1970.
+data/training_jobs.json     every training run of your twin: state, progress, loss, errors, times.
+data/feedback.json          ratings you gave to twins and ratings of your twin's replies.
+data/adapter_record.json    which adapter serves your twin, what base model and how many examples trained it.
+data/avatar_record.json     your twin's face: style and generator latent (hex), and when it was chosen.
+adapter/                    your twin's LoRA adapter (peft format: adapter_config.json + safetensors).
+avatar/                     your twin's face as a PNG.
+uploads/                    export files you uploaded that are waiting for you to pick who you are.
+
+JSON files are UTF-8. Files absent from this archive hold nothing about you.
+"""
+
+
+def build_zip(files: dict[str, bytes]) -> bytes:
+    """A deflated zip of `files` plus the README that explains each of them."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("README.txt", EXPORT_README)
+        for name, data in sorted(files.items()):
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+async def export(ctx: CommandContext, inv: Invocation, out: Outbox) -> None:
+    user = await ctx.known_user(inv.event)
+    if user is None:
+        await out.send(Reply("I keep nothing about you, so there is nothing to export.", ephemeral=True))
+        return
+    files = await ctx.store.export_user(user.id)
+    for keeper in ctx.services.keepers.values():
+        files.update(await keeper.export_user_data(user.id))
+    data = await asyncio.to_thread(build_zip, files)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    await out.send(
+        Reply(
+            f"Everything I keep about you: {len(files)} files (README.txt explains each).",
+            files=(OutFile(f"twinbot-export-{stamp}.zip", data, "application/zip"),),
+            ephemeral=True,
+        )
+    )
+
+
+async def forget(ctx: CommandContext, inv: Invocation, out: Outbox) -> None:
+    user = await ctx.known_user(inv.event)
+    if user is None:
+        await out.send(Reply("I keep nothing about you; there is nothing to forget.", ephemeral=True))
+        return
+    if not inv.args.get("confirm"):
+        own, context = await ctx.store.messages.counts(user.id)
+        await out.send(
+            Reply(
+                f"This deletes everything I keep about you: {own + context} messages, your consent, training "
+                "jobs, your twin's adapter, its face and any uploads. It cannot be undone.\n"
+                "To go ahead: /forget confirm:yes",
+                ephemeral=True,
+            )
+        )
+        return
+    await ctx.store.jobs.cancel_active(user.id)
+    removed_files = {name: await keeper.delete_user_data(user.id) for name, keeper in ctx.services.keepers.items()}
+    if ctx.services.twins is not None:
+        await ctx.services.twins.evict(user.id)
+    rows = await ctx.store.delete_user(user.id)
+    forget_in_memory(ctx, inv.event.platform, inv.event.user_id, user.id)
+    removed = [f"{n} {what.replace('_', ' ')}" for what, n in rows.items() if n and what != "users"]
+    removed += [f"{n} {what}" for what, n in removed_files.items() if n]
+    await out.send(
+        Reply("Forgotten. Removed: " + (", ".join(removed) or "your profile") + ".", ephemeral=True)
+    )
+
+
+def forget_in_memory(ctx: CommandContext, platform: str, platform_user_id: str, user_id: int) -> None:
+    """Drop the user from the layer's in-memory conversation and reply bookkeeping."""
+    for key in [k for k in ctx.conversations if k[2] == user_id]:
+        del ctx.conversations[key]
+    for key in [k for k, owner in ctx.twin_messages.items() if owner == user_id]:
+        del ctx.twin_messages[key]
+    ctx.pending_imports.pop((platform, platform_user_id), None)
+
+
+EXPORT_SPEC = CommandSpec(
+    name="export",
+    description="Get a zip of everything twinbot keeps about you",
+    handler=export,
+    usage="/export",
+)
+
+FORGET_SPEC = CommandSpec(
+    name="forget",
+    description="Delete everything twinbot keeps about you",
+    handler=forget,
+    options=(OptionSpec("confirm", "bool", "yes to really delete everything"),),
+    usage="/forget [confirm:yes]",
+)
+

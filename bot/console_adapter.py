@@ -1,0 +1,156 @@
+"""The console twin: a chat prompt in the terminal where every command works (no tokens needed).
+
+A plain line talks to your own twin; `/command …` runs a command; `exit` or EOF ends the session.
+Images and files the bot sends are written under data/console/ and their paths printed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import shlex
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from bot.commands import Attachment, CommandLayer, Event, OutFile, Reply, split_command
+
+from twinbot.settings import Settings
+
+EXIT_WORDS = {"exit", "quit", "/exit", "/quit"}
+
+
+def local_attachment(path: Path) -> Attachment:
+    """A file on this machine presented as an upload (read lazily, like a platform download)."""
+    return Attachment(path.name, path.stat().st_size, lambda: asyncio.to_thread(path.read_bytes))
+
+
+def render_text(reply: Reply) -> str:
+    if reply.speaker is not None:
+        return f"{reply.speaker.name} (twin): {reply.text}"
+    if reply.kind == "error":
+        return f"! {reply.text}"
+    return reply.text
+
+
+@dataclass
+class ConsoleMessage:
+    """A printed message; an edit prints the new text (terminal output cannot be rewritten reliably)."""
+
+    console: ConsoleOutbox
+    message_id: str | None
+
+    async def edit(self, reply: Reply) -> None:
+        self.console.write(render_text(reply))
+
+
+class ConsoleOutbox:
+    def __init__(self, out: TextIO, file_dir: Path) -> None:
+        self.out = out
+        self.file_dir = file_dir
+        self._ids = itertools.count(1)
+
+    def write(self, text: str) -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    async def send(self, reply: Reply) -> ConsoleMessage:
+        if reply.text:
+            self.write(render_text(reply))
+        for item in (*reply.images, *reply.files):
+            self.write(f"[saved {await self.save(item)}]")
+        return ConsoleMessage(self, f"console-out-{next(self._ids)}")
+
+    async def save(self, item: OutFile) -> Path:
+        path = self.file_dir / item.filename
+
+        def write() -> None:
+            self.file_dir.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(item.data)
+
+        await asyncio.to_thread(write)
+        return path
+
+    @asynccontextmanager
+    async def typing(self) -> AsyncIterator[None]:
+        yield
+
+
+class ConsoleAdapter:
+    """Reads lines from stdin and hands them to the command layer as the console user."""
+
+    def __init__(self, settings: Settings, layer: CommandLayer, stdin: TextIO = sys.stdin,
+                 stdout: TextIO = sys.stdout) -> None:
+        self.settings = settings
+        self.layer = layer
+        self.stdin = stdin
+        self.outbox = ConsoleOutbox(stdout, settings.data_dir / "console")
+        self._ids = itertools.count(1)
+        self.interactive = stdin.isatty()
+
+    def event(self, text: str, attachments: tuple[Attachment, ...] = ()) -> Event:
+        user = self.settings.console_user
+        return Event(platform="console", user_id=user, user_name=user, chat_id="console", is_dm=True,
+                     text=text, message_id=f"console-in-{next(self._ids)}", attachments=attachments)
+
+    async def handle_line(self, line: str) -> None:
+        """One line of input: a command, or a message to your own twin."""
+        try:
+            event = self.event_with_file(line)
+        except ValueError as exc:
+            await self.outbox.send(Reply(str(exc), kind="error"))
+            return
+        invocation = self.layer.parse_text_command(event)
+        if invocation is not None:
+            await self.layer.dispatch(invocation, self.outbox)
+        elif line.startswith("/"):
+            name = (line[1:].split() or [""])[0]
+            await self.outbox.send(Reply(f"I don't know /{name}. /help lists what I can do.", kind="error"))
+        else:
+            await self.layer.on_message(event, self.outbox)
+
+    def event_with_file(self, line: str) -> Event:
+        """`/import ~/export.json as:Ana`: in a console, the upload is a path on this machine."""
+        parts = split_command(line)
+        spec = self.layer.spec(parts[0]) if parts else None
+        if spec is None or not any(o.type == "attachment" for o in spec.options):
+            return self.event(line)
+        named = {o.name for o in spec.options}
+        words = shlex.split(parts[2])
+        path_word = next((w for w in words if w.partition(":")[0] not in named), None)
+        if path_word is None:
+            return self.event(line)
+        path = Path(path_word).expanduser()
+        if not path.is_file():
+            raise ValueError(f"No such file: {path}")
+        rest = [w for w in words if w is not path_word]
+        return self.event(" ".join([f"/{spec.name}", *rest]), (local_attachment(path),))
+
+    async def read_lines(self) -> AsyncIterator[str]:
+        while True:
+            if self.interactive:
+                self.outbox.out.write("you> ")
+                self.outbox.out.flush()
+            line = await asyncio.to_thread(self.stdin.readline)
+            if not line:
+                return
+            yield line.strip()
+
+    async def run(self) -> None:
+        """Serve until EOF or `exit`."""
+        self.outbox.write(
+            f"twinbot console — you are {self.settings.console_user!r}. Type a message to talk to your twin, "
+            "/help for commands, exit to leave."
+        )
+        async for line in self.read_lines():
+            if line.lower() in EXIT_WORDS:
+                break
+            if line:
+                await self.handle_line(line)
+        self.outbox.write("bye")
+
+    async def stop(self) -> None:
+        """Nothing to release: the loop ends at EOF or when its task is cancelled."""
