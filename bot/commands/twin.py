@@ -31,12 +31,12 @@ async def resolve_owner(ctx: CommandContext, event: Event, who: str | None) -> U
 
 async def talk(ctx: CommandContext, event: Event, owner: User, text: str, out: Outbox) -> None:
     """One exchange with `owner`'s twin in this chat, answered as the twin (pinging nobody)."""
-    twins = ctx.services.twins
-    if twins is None:
-        raise NotInstalled("Talking to twins (the language model)")
     speaker_is_owner = event.platform == owner.platform and event.user_id == owner.platform_user_id
     if not speaker_is_owner and not (await ctx.store.consent.current(owner.id)).share:
         raise UserError(f"{owner.display_name} hasn't shared their twin, so only they can talk to it.")
+    twins = ctx.services.twins
+    if twins is None:
+        raise NotInstalled("Talking to twins (the language model)")
     text = text.strip()
     if not text:
         raise UserError("Say something to the twin, e.g. /twin how was your weekend?")
