@@ -185,3 +185,12 @@ def test_text_command_addressed_to_a_bot_by_name(layer: CommandLayer) -> None:
     assert inv is not None and inv.args == {"scope": "learn"}
     assert layer.parse_text_command(event("/unknowncmd")) is None
     assert layer.parse_text_command(event("not a command")) is None
+
+
+async def test_message_text_never_reaches_the_logs_at_info(layer: CommandLayer, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO")
+    await run(layer, "/consent learn")
+    await run(layer, "my very private sentence about zucchini")
+    await run(layer, "/twin @nobody zucchini again")
+    await run(layer, "/import as:zucchini")
+    assert "zucchini" not in caplog.text
