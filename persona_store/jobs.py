@@ -87,6 +87,16 @@ class TrainingJobs:
         rows = await self._db.fetchall("SELECT * FROM training_jobs WHERE user_id = ? ORDER BY id", (user_id,))
         return [_job(row) for row in rows]
 
+    async def claim(self, job_id: int, worker_id: str) -> TrainingJob | None:
+        """Take one specific queued job (a trainer run by hand for one user)."""
+        t = now()
+        changed = await self._db.execute(
+            "UPDATE training_jobs SET state = 'running', worker_id = ?, attempts = attempts + 1,"
+            " started_at = coalesce(started_at, ?), heartbeat_at = ? WHERE id = ? AND state = 'queued'",
+            (worker_id, t, t, job_id),
+        )
+        return await self.get(job_id) if changed else None
+
     async def claim_next(self, worker_id: str, stale_after_s: float) -> TrainingJob | None:
         """Take the oldest queued job, or a running one whose worker stopped heartbeating."""
         t = now()
@@ -131,6 +141,12 @@ class TrainingJobs:
         await self._db.execute(
             f"UPDATE training_jobs SET state = ?, error = ?, finished_at = ?{progress_sql} WHERE id = ?",
             (state.value, error, now(), job_id),
+        )
+
+    async def release(self, job_id: int) -> None:
+        """Put a running job back in the queue (its worker is shutting down cleanly; it resumes later)."""
+        await self._db.execute(
+            "UPDATE training_jobs SET state = 'queued', worker_id = NULL WHERE id = ? AND state = 'running'", (job_id,)
         )
 
     async def cancel_active(self, user_id: int) -> int:

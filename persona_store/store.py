@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 from persona_store.adapters import Adapters
@@ -37,6 +37,11 @@ class Store:
 
     async def close(self) -> None:
         await self.db.close()
+
+    @classmethod
+    def open_context(cls, settings) -> AbstractAsyncContextManager[Store]:  # noqa: ANN001 - twinbot Settings
+        """`async with Store.open_context(settings) as store:` at the settings' database path."""
+        return open_store(settings.db_path, settings.max_queued_jobs)
 
     async def export_user(self, user_id: int) -> dict[str, bytes]:
         """Every row about the user as JSON documents, keyed by their path in an export archive."""

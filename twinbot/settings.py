@@ -103,6 +103,18 @@ class Settings(BaseSettings):
         return self.data_dir / "models"
 
 
+def settings_env(settings: Settings, *, with_secrets: bool = False) -> dict[str, str]:
+    """The settings as environment variables, so a child process (the trainer) sees the same ones."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump(mode="json").items():
+        if value is None or (isinstance(getattr(settings, name), SecretStr) and not with_secrets):
+            continue
+        if isinstance(getattr(settings, name), SecretStr):
+            value = getattr(settings, name).get_secret_value()
+        env[name.upper()] = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+    return env
+
+
 def load_settings(**overrides: object) -> Settings:
     """Build the settings, turning pydantic's report into one line that names the variable."""
     try:

@@ -1,0 +1,54 @@
+"""Training examples from a user's kept messages: each of their lines, with what was said before it.
+
+Pure functions over StoredMessage lists, so the rules are testable without a database.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from itertools import groupby
+
+from persona.prompt import Turn
+from persona_store import StoredMessage
+
+CONTEXT_TURNS = 6
+CONTEXT_GAP_S = 6 * 3600  # lines from hours earlier are another conversation
+_BARE_LINK = re.compile(r"^\s*(<?https?://\S+>?\s*)+$", re.IGNORECASE)
+_ATTACHMENT_ONLY = re.compile(r"^\s*\[(attachment|photo|sticker|image|file|video|voice)[^\]]*\]\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    context: tuple[Turn, ...]
+    target: str
+
+
+def usable(text: str) -> bool:
+    """A line worth learning from: not empty, not only a link or an attachment placeholder."""
+    stripped = text.strip()
+    return bool(stripped) and not _BARE_LINK.match(stripped) and not _ATTACHMENT_ONLY.match(stripped)
+
+
+def build_examples(messages: Iterable[StoredMessage], context_turns: int = CONTEXT_TURNS) -> list[Example]:
+    """One example per usable own line: (preceding lines of that chat, any speaker) -> the line.
+
+    Messages must come ordered by chat then time (store.messages.for_training does). Exact
+    duplicates of an earlier own line are dropped, so "ok" x 300 does not become the twin.
+    """
+    examples: list[Example] = []
+    seen: set[str] = set()
+    for _chat, chat_messages in groupby(messages, key=lambda m: (m.platform, m.chat_id)):
+        history: list[StoredMessage] = []
+        for message in chat_messages:
+            if history and message.ts - history[-1].ts > CONTEXT_GAP_S:
+                history = []
+            text = message.text.strip()
+            if message.is_own and usable(text) and text not in seen:
+                seen.add(text)
+                context = tuple(Turn(m.author, m.text.strip(), m.is_own) for m in history[-context_turns:])
+                examples.append(Example(context, text))
+            if usable(text):
+                history.append(message)
+    return examples

@@ -1,0 +1,244 @@
+"""The inference worker: one thread owns the model and answers generation requests from a queue.
+
+Requests that arrive within a short window are generated together, even for different users'
+adapters (peft's mixed-batch `adapter_names=`; `__base__` for twins without one). A bounded LRU
+keeps the most recently used adapters loaded; the least recently used is deleted from the model.
+The event loop only ever awaits futures: torch never runs on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import torch
+from peft import PeftModel, get_peft_model
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from persona.model import lora_config
+
+log = logging.getLogger(__name__)
+
+BASE = "__base__"
+PLACEHOLDER = "__placeholder__"
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterRef:
+    """Which adapter to use: its name in the model, where it lives, and a version to notice retraining."""
+
+    name: str
+    path: str
+    version: float
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    do_sample: bool = True
+    temperature: float = 0.8
+    top_p: float = 0.92
+    repetition_penalty: float = 1.15
+
+
+@dataclass
+class _Request:
+    prompt_ids: list[int]
+    adapter: AdapterRef | None
+    max_new_tokens: int
+    sampling: Sampling
+    future: Future = field(default_factory=Future)
+
+
+@dataclass
+class _Call:
+    """Run a function on the worker thread (adapter eviction, measurements)."""
+
+    fn: Callable[[], object]
+    future: Future = field(default_factory=Future)
+
+
+@dataclass
+class WorkerStats:
+    batches: int = 0
+    requests: int = 0
+    adapter_loads: int = 0
+    adapter_evictions: int = 0
+    largest_batch: int = 0
+
+
+class InferenceWorker:
+    """Owns the model on a dedicated thread; `generate` is awaitable from the event loop."""
+
+    def __init__(self, load: Callable[[], tuple[PreTrainedModel, PreTrainedTokenizerBase]], *, threads: int,
+                 cache_size: int, batch_window_s: float, max_batch: int) -> None:
+        self._load = load
+        self.threads = threads
+        self.cache_size = cache_size
+        self.batch_window_s = batch_window_s
+        self.max_batch = max_batch
+        self._queue: queue.Queue[_Request | _Call | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._loaded: OrderedDict[str, AdapterRef] = OrderedDict()
+        self.model: PeftModel | None = None
+        self.tokenizer: PreTrainedTokenizerBase | None = None
+        self.stats = WorkerStats()
+        self._ready = Future()
+
+    async def start(self) -> None:
+        """Start the thread and wait until the model is loaded (errors surface here)."""
+        self._thread = threading.Thread(target=self._run, name="inference-worker", daemon=True)
+        self._thread.start()
+        await asyncio.wrap_future(self._ready)
+
+    async def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            await asyncio.to_thread(self._thread.join)
+            self._thread = None
+
+    async def generate(self, prompt_ids: list[int], adapter: AdapterRef | None, max_new_tokens: int,
+                       sampling: Sampling = Sampling()) -> str:
+        request = _Request(prompt_ids, adapter, max_new_tokens, sampling)
+        self._queue.put(request)
+        return await asyncio.wrap_future(request.future)
+
+    async def call(self, fn: Callable[[], object]) -> object:
+        """Run `fn` on the worker thread, between batches."""
+        item = _Call(fn)
+        self._queue.put(item)
+        return await asyncio.wrap_future(item.future)
+
+    async def evict(self, name: str) -> None:
+        await self.call(lambda: self._unload(name))
+
+    @property
+    def loaded_adapters(self) -> list[str]:
+        return list(self._loaded)
+
+    # --- everything below runs on the worker thread -------------------------------------------
+
+    def _run(self) -> None:
+        torch.set_num_threads(self.threads)
+        try:
+            base, self.tokenizer = self._load()
+            # A zero-initialised placeholder adapter makes the model a PeftModel from the start, so
+            # user adapters can be loaded and mixed; it is never used for generation.
+            self.model = get_peft_model(base, lora_config(8), adapter_name=PLACEHOLDER).eval()
+        except BaseException as exc:
+            self._ready.set_exception(exc)
+            return
+        self._ready.set_result(None)
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if isinstance(item, _Call):
+                self._settle(item.future, item.fn)
+                continue
+            batch = self._gather(item)
+            self._generate_batch(batch)
+
+    def _gather(self, first: _Request) -> list[_Request]:
+        """The first request plus whatever arrives within the batch window (calls are re-queued)."""
+        batch = [first]
+        deadline = time.monotonic() + self.batch_window_s
+        while len(batch) < self.max_batch:
+            remaining = deadline - time.monotonic()
+            try:
+                item = self._queue.get(timeout=max(0.0, remaining)) if remaining > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, _Request) and item.sampling == first.sampling:
+                batch.append(item)
+            else:
+                self._queue.put(item)  # a call, a shutdown, or other sampling: after this batch
+                break
+        return batch
+
+    @staticmethod
+    def _settle(future: Future, fn: Callable[[], object]) -> None:
+        try:
+            future.set_result(fn())
+        except BaseException as exc:
+            future.set_exception(exc)
+
+    def _ensure_adapter(self, ref: AdapterRef) -> None:
+        current = self._loaded.get(ref.name)
+        if current is not None and current.version == ref.version and current.path == ref.path:
+            self._loaded.move_to_end(ref.name)
+            return
+        if current is not None:
+            self._unload(ref.name)
+        while len(self._loaded) >= self.cache_size:
+            self._unload(next(iter(self._loaded)))
+        assert self.model is not None
+        self.model.load_adapter(ref.path, adapter_name=ref.name, is_trainable=False)
+        self._loaded[ref.name] = ref
+        self.stats.adapter_loads += 1
+
+    def _unload(self, name: str) -> None:
+        if self._loaded.pop(name, None) is not None:
+            assert self.model is not None
+            self.model.delete_adapter(name)
+            self.stats.adapter_evictions += 1
+
+    def _generate_batch(self, batch: list[_Request]) -> None:
+        names: list[str] = []
+        live: list[_Request] = []
+        for request in batch:
+            try:
+                if request.adapter is not None:
+                    self._ensure_adapter(request.adapter)
+                names.append(request.adapter.name if request.adapter else BASE)
+                live.append(request)
+            except Exception as exc:
+                request.future.set_exception(exc)
+        if not live:
+            return
+        try:
+            texts = self._decode(live, names)
+        except Exception as exc:
+            log.exception("generation failed for a batch of %d", len(live))
+            for request in live:
+                request.future.set_exception(exc)
+            return
+        self.stats.batches += 1
+        self.stats.requests += len(live)
+        self.stats.largest_batch = max(self.stats.largest_batch, len(live))
+        for request, text in zip(live, texts, strict=True):
+            request.future.set_result(text)
+
+    def _decode(self, batch: list[_Request], names: list[str]) -> list[str]:
+        assert self.model is not None and self.tokenizer is not None
+        tokenizer = self.tokenizer
+        width = max(len(r.prompt_ids) for r in batch)
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        # Left padding: every row's last prompt token sits at the same position.
+        ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, request in enumerate(batch):
+            ids[row, width - len(request.prompt_ids):] = torch.tensor(request.prompt_ids)
+            mask[row, width - len(request.prompt_ids):] = 1
+        sampling = batch[0].sampling
+        stop_ids = [tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|im_start|>")]
+        kwargs: dict = {"do_sample": sampling.do_sample, "repetition_penalty": sampling.repetition_penalty}
+        if sampling.do_sample:
+            kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p)
+        with torch.inference_mode():
+            out = self.model.generate(
+                input_ids=ids, attention_mask=mask, max_new_tokens=max(r.max_new_tokens for r in batch),
+                eos_token_id=stop_ids, pad_token_id=pad, adapter_names=names, **kwargs,
+            )
+        texts = []
+        for row, request in enumerate(batch):
+            new = out[row, width: width + request.max_new_tokens].tolist()
+            cut = next((i for i, t in enumerate(new) if t in stop_ids), len(new))
+            texts.append(tokenizer.decode(new[:cut], skip_special_tokens=True))
+        return texts

@@ -1,0 +1,201 @@
+"""The LoRA training loop of a twin: examples in, a peft adapter out, with checkpoints to resume from.
+
+Free of stores and processes on purpose: the local worker and the Ray backend both call
+`train_adapter` with a progress callback, and only they know where progress goes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from peft import PeftModel, get_peft_model, set_peft_model_state_dict, get_peft_model_state_dict
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from persona.examples import Example
+from persona.model import lora_config
+from persona.prompt import build_training_ids
+
+CHECKPOINT_FILE = "state.pt"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    rank: int = 8
+    learning_rate: float = 1e-3
+    batch_size: int = 8
+    epochs: float = 2.0
+    max_steps: int = 400
+    max_minutes: float = 10.0
+    max_tokens: int = 160
+    checkpoint_every_s: float = 30.0
+    seed: int = 0
+    bf16: bool = True
+
+
+@dataclass(frozen=True)
+class Progress:
+    step: int
+    total_steps: int
+    loss: float | None
+    eta_s: float | None
+    tokens_per_s: float
+
+    @property
+    def fraction(self) -> float:
+        return self.step / self.total_steps if self.total_steps else 0.0
+
+
+class TrainingStopped(Exception):
+    """The progress callback asked to stop (job cancelled, or the worker is shutting down)."""
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    steps: int
+    examples: int
+    final_loss: float | None
+    seconds: float
+    tokens: int
+
+    def metrics(self) -> dict:
+        data = asdict(self)
+        data["tokens_per_s"] = round(self.tokens / self.seconds, 1) if self.seconds else 0.0
+        return data
+
+
+def encode(tokenizer: PreTrainedTokenizerBase, owner_name: str, examples: list[Example], max_tokens: int
+           ) -> list[tuple[list[int], list[int]]]:
+    """Token ids and labels of every example, with the same prompt building replies use."""
+    return [build_training_ids(tokenizer, owner_name, list(e.context), e.target, [], max_tokens) for e in examples]
+
+
+def _batch(items: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
+    width = max(len(ids) for ids, _ in items)
+    ids = torch.full((len(items), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(items), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(items), width), dtype=torch.long)
+    for row, (i, l) in enumerate(items):
+        ids[row, : len(i)] = torch.tensor(i)
+        labels[row, : len(l)] = torch.tensor(l)
+        mask[row, : len(i)] = 1
+    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
+def _atomic_torch_save(obj: object, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        torch.save(obj, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def train_adapter(
+    base: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    encoded: list[tuple[list[int], list[int]]],
+    cfg: TrainConfig,
+    *,
+    progress: Callable[[Progress], bool] | None = None,
+    checkpoint_dir: Path | None = None,
+) -> tuple[PeftModel, TrainResult]:
+    """Train a fresh LoRA adapter on `base` (which it wraps in place); resumes from `checkpoint_dir`.
+
+    `progress` is called after each step; returning False stops the run (a checkpoint is written
+    first, so nothing is lost) by raising TrainingStopped.
+    """
+    if not encoded:
+        raise ValueError("no training examples")
+    torch.manual_seed(cfg.seed)
+    model = get_peft_model(base, lora_config(cfg.rank))
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.0)
+    steps_per_epoch = math.ceil(len(encoded) / cfg.batch_size)
+    total = max(1, min(cfg.max_steps, math.ceil(steps_per_epoch * cfg.epochs)))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / 10) * max(0.1, 1 - s / total)
+    )
+    order = list(range(len(encoded)))
+    random.Random(cfg.seed).shuffle(order)
+    step, tokens, spent, loss_value = 0, 0, 0.0, None
+    state_path = checkpoint_dir / CHECKPOINT_FILE if checkpoint_dir else None
+    if state_path is not None and state_path.exists():
+        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        set_peft_model_state_dict(model, state["adapter"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        step, tokens, spent, loss_value, order = state["step"], state["tokens"], state["seconds"], state["loss"], state["order"]
+        torch.set_rng_state(state["rng"])
+
+    def checkpoint() -> None:
+        if state_path is not None:
+            _atomic_torch_save(
+                {"adapter": get_peft_model_state_dict(model), "optimizer": optimizer.state_dict(),
+                 "scheduler": scheduler.state_dict(), "step": step, "tokens": tokens, "seconds": spent,
+                 "loss": loss_value, "order": order, "rng": torch.get_rng_state()},
+                state_path,
+            )
+
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    started = time.monotonic() - spent
+    last_checkpoint = time.monotonic()
+    budget_s = cfg.max_minutes * 60
+    while step < total and time.monotonic() - started < budget_s:
+        start = (step * cfg.batch_size) % len(order)
+        picks = [order[(start + k) % len(order)] for k in range(min(cfg.batch_size, len(order)))]
+        batch = _batch([encoded[i] for i in picks], pad_id)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            loss = model(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        tokens += int(batch["attention_mask"].sum())
+        loss_value = float(loss.detach())
+        spent = time.monotonic() - started
+        rate = step / spent if spent else 0.0
+        eta = min((total - step) / rate if rate else math.inf, budget_s - spent)
+        if time.monotonic() - last_checkpoint >= cfg.checkpoint_every_s:
+            checkpoint()
+            last_checkpoint = time.monotonic()
+        if progress is not None and not progress(Progress(step, total, loss_value, max(0.0, eta), tokens / spent)):
+            checkpoint()
+            raise TrainingStopped(f"stopped at step {step} of {total}")
+    model.eval()
+    return model, TrainResult(step, len(encoded), loss_value, round(spent, 2), tokens)
+
+
+def write_adapter(model: PeftModel, target: Path) -> Path:
+    """Save the adapter into a temp dir beside `target`, then rename it into place: never half-written.
+
+    Each training job writes its own `target` (a new directory), so readers of the previous
+    adapter are never disturbed; the caller records the new path and removes older ones.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        model.save_pretrained(staging, safe_serialization=True)
+        for file in staging.rglob("*"):
+            if file.is_file():
+                with open(file, "rb") as fh:
+                    os.fsync(fh.fileno())
+        if target.exists():  # a complete adapter of the same job, written before a crash
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target

