@@ -1,7 +1,7 @@
 """The console twin: a chat prompt in the terminal where every command works (no tokens needed).
 
 A plain line talks to your own twin; `/command …` runs a command; `exit` or EOF ends the session.
-Images and files the bot sends are written under data/console/ and their paths printed.
+Images and files the bot sends are saved in CONSOLE_FILES_DIR (like downloads) and their paths printed.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ class ConsoleAdapter:
         self.settings = settings
         self.layer = layer
         self.stdin = stdin
-        self.outbox = ConsoleOutbox(stdout, settings.data_dir / "console")
+        self.outbox = ConsoleOutbox(stdout, settings.console_files_dir)
         self._ids = itertools.count(1)
         self.interactive = stdin.isatty()
 

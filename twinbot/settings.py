@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     telegram_webhook_secret: SecretStr | None = None
     telegram_webhook_port: int = Field(default=8443, ge=1, le=65535)
     console_user: str = "me"
+    console_files_dir: Path = Path("console-files")
 
     # The language twin.
     base_model: str = "bundled"

@@ -1,0 +1,215 @@
+"""Faces for the bot: random faces, each twin's stable face, variations to pick from, morphs.
+
+A twin's face is a generator latent plus a style, kept in the store until its owner asks for a
+new one, so it is the same on every platform and after every restart. Rendering runs in a worker
+thread; the event loop only awaits it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+import secrets
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from avatar.checkpoint import WeightsError, load_generator
+from avatar.render import FaceRenderer, UnknownStyle, gif_bytes, grid, png_bytes, slerp
+from persona_store import Store
+from twinbot.settings import Settings
+
+BUNDLED_WEIGHTS = Path(__file__).resolve().parent / "weights" / "generator.pt"
+VARIATION_SPREAD = 0.55
+ICON_SIZE = 64
+
+
+class AvatarError(Exception):
+    """A face could not be made; the message is fit for the user."""
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedImage:
+    filename: str
+    data: bytes
+    mime: str
+
+
+def weights_path(settings: Settings) -> Path:
+    if settings.avatar_weights is not None:
+        return settings.avatar_weights
+    if settings.avatar_model == "photo-noncommercial":
+        raise AvatarError("the photo face model is not installed in this build; use AVATAR_MODEL=bundled")
+    return BUNDLED_WEIGHTS
+
+
+def numbered(images: list[Image.Image]) -> list[Image.Image]:
+    """Label each image 1..N in its corner so people can say which one they want."""
+    for number, image in enumerate(images, start=1):
+        draw = ImageDraw.Draw(image)
+        draw.rectangle((6, 6, 30, 30), fill=(255, 255, 255))
+        draw.text((13, 10), str(number), fill=(0, 0, 0))
+    return images
+
+
+class AvatarService:
+    def __init__(self, settings: Settings, store: Store | None) -> None:
+        self.settings = settings
+        self.store = store
+        self.renderer: FaceRenderer | None = None
+        self.model_id = ""
+        self._lock = threading.Lock()  # one render at a time on the shared generator
+
+    async def start(self) -> None:
+        """Load the generator off the loop; a missing or corrupt file is an AvatarError naming it."""
+        path = weights_path(self.settings)
+        try:
+            loaded = await asyncio.to_thread(load_generator, path)
+        except WeightsError as exc:
+            raise AvatarError(str(exc)) from None
+        digest = await asyncio.to_thread(lambda: hashlib.sha256(path.read_bytes()).hexdigest()[:12])
+        self.model_id = f"{path.stem}:{digest}"
+        self.renderer = FaceRenderer(loaded)
+
+    async def close(self) -> None:
+        self.renderer = None
+
+    def styles(self) -> list[str]:
+        return list(self._renderer().styles)
+
+    def _renderer(self) -> FaceRenderer:
+        if self.renderer is None:
+            raise AvatarError("the face generator is not loaded")
+        return self.renderer
+
+    def _style(self, style: str | None, rng: np.random.Generator) -> str:
+        renderer = self._renderer()
+        if style is None:
+            return str(rng.choice(renderer.styles))
+        try:
+            renderer.style_index(style)
+        except UnknownStyle as exc:
+            raise AvatarError(str(exc)) from None
+        return style
+
+    async def _faces(self, latents: list[np.ndarray], style: str, size: int = 256) -> list[Image.Image]:
+        renderer = self._renderer()
+
+        def render() -> list[Image.Image]:
+            with self._lock:
+                return renderer.faces(latents, style, size)
+
+        return await asyncio.to_thread(render)
+
+    async def random_face(self, style: str | None = None, seed: int | None = None) -> RenderedImage:
+        seed = secrets.randbits(32) if seed is None else seed
+        rng = np.random.default_rng(seed)
+        chosen = self._style(style, rng)
+        (face,) = await self._faces([self._renderer().latent(seed)], chosen)
+        return RenderedImage(f"face-{chosen}-{seed}.png", await asyncio.to_thread(png_bytes, face), "image/png")
+
+    async def _own(self, user_id: int, style: str | None = None, renew: bool = False) -> tuple[np.ndarray, str]:
+        """The user's kept (latent, style), created (or replaced) and stored as needed."""
+        store = self._require_store()
+        record = await store.avatars.get(user_id)
+        nz = self._renderer().nz
+        if record is not None and not renew and len(record.latent) == nz * 4:
+            latent = np.frombuffer(record.latent, dtype=np.float32).copy()
+            if style is None or style == record.style:
+                return latent, record.style
+            chosen = self._style(style, np.random.default_rng())
+        else:
+            seed = secrets.randbits(32)
+            latent = self._renderer().latent(seed)
+            chosen = self._style(style, np.random.default_rng(seed))
+        await store.avatars.put(user_id, chosen, latent.astype(np.float32).tobytes(), self.model_id)
+        return latent, chosen
+
+    def _require_store(self) -> Store:
+        if self.store is None:
+            raise AvatarError("faces of twins need the database")
+        return self.store
+
+    async def own_face(self, user_id: int, style: str | None = None, renew: bool = False) -> RenderedImage:
+        latent, chosen = await self._own(user_id, style, renew)
+        (face,) = await self._faces([latent], chosen)
+        return RenderedImage(f"twin-{user_id}.png", await asyncio.to_thread(png_bytes, face), "image/png")
+
+    async def own_face_png(self, user_id: int, size: int = ICON_SIZE) -> bytes:
+        latent, chosen = await self._own(user_id)
+        (face,) = await self._faces([latent], chosen, size)
+        return await asyncio.to_thread(png_bytes, face)
+
+    def _variations_file(self, user_id: int) -> Path:
+        return self.settings.avatar_dir / str(user_id) / "variations.npz"
+
+    async def variations(self, user_id: int, style: str | None = None) -> RenderedImage:
+        latent, chosen = await self._own(user_id)
+        chosen = self._style(style, np.random.default_rng()) if style else chosen
+        rng = np.random.default_rng()
+        candidates = []
+        for _ in range(4):
+            moved = latent + VARIATION_SPREAD * rng.standard_normal(latent.shape).astype(np.float32)
+            candidates.append((moved * np.linalg.norm(latent) / np.linalg.norm(moved)).astype(np.float32))
+        path = self._variations_file(user_id)
+
+        def keep() -> None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            buffer = io.BytesIO()
+            np.savez(buffer, latents=np.stack(candidates), style=np.array(chosen))
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(buffer.getvalue())
+            tmp.replace(path)
+
+        await asyncio.to_thread(keep)
+        faces = numbered(await self._faces(candidates, chosen))
+        sheet = await asyncio.to_thread(lambda: png_bytes(grid(faces, 2)))
+        return RenderedImage(f"twin-{user_id}-variations.png", sheet, "image/png")
+
+    async def keep_variation(self, user_id: int, index: int) -> RenderedImage:
+        path = self._variations_file(user_id)
+        if not path.is_file():
+            raise AvatarError("there are no variations to pick from; ask for /avatar variations first")
+        if not 1 <= index <= 4:
+            raise AvatarError("pick a number from 1 to 4")
+        data = await asyncio.to_thread(lambda: np.load(path))
+        latent, style = data["latents"][index - 1], str(data["style"])
+        await self._require_store().avatars.put(user_id, style, latent.astype(np.float32).tobytes(), self.model_id)
+        await asyncio.to_thread(path.unlink, True)
+        return await self.own_face(user_id)
+
+    async def morph(self, user_id: int | None = None, style: str | None = None, seed: int | None = None,
+                    frames: int = 24) -> RenderedImage:
+        seed = secrets.randbits(32) if seed is None else seed
+        rng = np.random.default_rng(seed)
+        if user_id is not None and self.store is not None and await self.store.avatars.get(user_id) is not None:
+            start, kept_style = await self._own(user_id)
+            chosen = self._style(style, rng) if style else kept_style
+        else:
+            start, chosen = self._renderer().latent(seed), self._style(style, rng)
+        end = self._renderer().latent(seed + 1)
+        path = [slerp(start, end, t).astype(np.float32) for t in np.linspace(0.0, 1.0, frames)]
+        images = await self._faces(path, chosen, 192)
+        return RenderedImage(f"morph-{chosen}-{seed}.gif", await asyncio.to_thread(gif_bytes, images), "image/gif")
+
+    async def export_user_data(self, user_id: int) -> dict[str, bytes]:
+        if self.store is None or (record := await self.store.avatars.get(user_id)) is None:
+            return {}
+        face = await self.own_face(user_id)
+        about = {"style": record.style, "model": record.model_id, "created_at": record.created_at}
+        return {"avatar/face.png": face.data, "avatar/avatar.json": json.dumps(about, indent=2).encode()}
+
+    async def delete_user_data(self, user_id: int) -> int:
+        folder = self.settings.avatar_dir / str(user_id)
+        files = sum(1 for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
+        if folder.is_dir():
+            await asyncio.to_thread(shutil.rmtree, folder)
+        if self.store is not None:
+            await self.store.avatars.delete(user_id)
+        return files

@@ -1,0 +1,110 @@
+"""Faces as users get them: PNG/GIF validity, determinism, stable faces across restarts, errors."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from avatar.service import AvatarError, AvatarService
+from persona_store import open_store
+from twinbot.settings import Settings
+
+
+@pytest.fixture
+def face_settings(settings: Settings, tiny_run: Path) -> Settings:
+    return settings.model_copy(update={"avatar_weights": tiny_run / "generator.pt"})
+
+
+def image(data: bytes) -> Image.Image:
+    picture = Image.open(io.BytesIO(data))
+    picture.load()
+    return picture
+
+
+async def test_random_faces_are_pngs_seeded_and_deterministic(face_settings: Settings) -> None:
+    service = AvatarService(face_settings, None)
+    await service.start()
+    a = await service.random_face(style="pixel-art", seed=7)
+    b = await service.random_face(style="pixel-art", seed=7)
+    c = await service.random_face(style="pixel-art", seed=8)
+    assert a.mime == "image/png" and a.data == b.data and a.data != c.data
+    picture = image(a.data)
+    assert picture.format == "PNG" and picture.size == (256, 256)
+    # Pixel art is upscaled with nearest neighbour: blocks of identical pixels.
+    pixels = picture.convert("RGB")
+    assert pixels.getpixel((0, 0)) == pixels.getpixel((3, 3))
+
+
+async def test_bad_style_is_a_clear_error(face_settings: Settings) -> None:
+    service = AvatarService(face_settings, None)
+    await service.start()
+    with pytest.raises(AvatarError, match="unknown style 'vaporwave'; choose one of: lorelei, pixel-art"):
+        await service.random_face(style="vaporwave")
+
+
+async def test_corrupt_weights_fail_at_start(face_settings: Settings, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"\x00" * 100)
+    service = AvatarService(face_settings.model_copy(update={"avatar_weights": broken}), None)
+    with pytest.raises(AvatarError, match="broken.pt"):
+        await service.start()
+
+
+async def test_a_twins_face_is_stable_across_restarts_until_renewed(face_settings: Settings) -> None:
+    async with open_store(face_settings.db_path) as store:
+        user = await store.users.get_or_create("console", "ana", "Ana")
+        service = AvatarService(face_settings, store)
+        await service.start()
+        first = await service.own_face(user.id)
+        assert (await service.own_face(user.id)).data == first.data
+    async with open_store(face_settings.db_path) as store:
+        service = AvatarService(face_settings, store)
+        await service.start()
+        assert (await service.own_face(user.id)).data == first.data
+        icon = image(await service.own_face_png(user.id))
+        assert icon.size == (64, 64)
+        renewed = await service.own_face(user.id, renew=True)
+        assert renewed.data != first.data
+        assert (await service.own_face(user.id)).data == renewed.data
+
+
+async def test_variations_grid_then_keep_one(face_settings: Settings) -> None:
+    async with open_store(face_settings.db_path) as store:
+        user = await store.users.get_or_create("console", "ana", "Ana")
+        service = AvatarService(face_settings, store)
+        await service.start()
+        before = (await store.avatars.get(user.id)) or None
+        sheet = image((await service.variations(user.id)).data)
+        assert sheet.size == (2 * 256 + 3 * 4, 2 * 256 + 3 * 4)
+        kept = await service.keep_variation(user.id, 3)
+        record = await store.avatars.get(user.id)
+        assert before is None and record is not None
+        assert (await service.own_face(user.id)).data == kept.data
+        with pytest.raises(AvatarError, match="variations first"):
+            await service.keep_variation(user.id, 1)
+
+
+async def test_morph_is_a_looping_gif(face_settings: Settings) -> None:
+    service = AvatarService(face_settings, None)
+    await service.start()
+    morph = await service.morph(style="lorelei", seed=3, frames=6)
+    gif = Image.open(io.BytesIO(morph.data))
+    assert morph.mime == "image/gif" and gif.format == "GIF" and gif.n_frames == 10 and gif.size == (192, 192)
+
+
+async def test_export_and_delete_of_a_users_face(face_settings: Settings) -> None:
+    async with open_store(face_settings.db_path) as store:
+        user = await store.users.get_or_create("console", "ana", "Ana")
+        service = AvatarService(face_settings, store)
+        await service.start()
+        assert await service.export_user_data(user.id) == {}
+        await service.own_face(user.id)
+        await service.variations(user.id)
+        files = await service.export_user_data(user.id)
+        assert image(files["avatar/face.png"]).format == "PNG" and b"style" in files["avatar/avatar.json"]
+        assert await service.delete_user_data(user.id) == 1
+        assert await store.avatars.get(user.id) is None
+        assert not (face_settings.avatar_dir / str(user.id)).exists()
