@@ -65,6 +65,7 @@ class TrainResult:
     final_loss: float | None
     seconds: float
     tokens: int
+    resumed_from_step: int = 0
 
     def metrics(self) -> dict:
         data = asdict(self)
@@ -129,6 +130,7 @@ def train_adapter(
     order = list(range(len(encoded)))
     random.Random(cfg.seed).shuffle(order)
     step, tokens, spent, loss_value = 0, 0, 0.0, None
+    resumed_from = 0
     state_path = checkpoint_dir / CHECKPOINT_FILE if checkpoint_dir else None
     if state_path is not None and state_path.exists():
         state = torch.load(state_path, map_location="cpu", weights_only=False)
@@ -137,6 +139,7 @@ def train_adapter(
         scheduler.load_state_dict(state["scheduler"])
         step, tokens, spent, loss_value, order = state["step"], state["tokens"], state["seconds"], state["loss"], state["order"]
         torch.set_rng_state(state["rng"])
+        resumed_from = step
 
     def checkpoint() -> None:
         if state_path is not None:
@@ -175,7 +178,7 @@ def train_adapter(
             checkpoint()
             raise TrainingStopped(f"stopped at step {step} of {total}")
     model.eval()
-    return model, TrainResult(step, len(encoded), loss_value, round(spent, 2), tokens)
+    return model, TrainResult(step, len(encoded), loss_value, round(spent, 2), tokens, resumed_from)
 
 
 def write_adapter(model: PeftModel, target: Path) -> Path:

@@ -52,6 +52,7 @@ def train_config(settings: Settings, job: TrainingJob) -> TrainConfig:
         rank=int(job.params.get("rank", settings.lora_rank)),
         max_steps=int(job.params.get("max_steps", settings.train_max_steps)),
         max_minutes=float(job.params.get("max_minutes", settings.train_max_minutes)),
+        checkpoint_every_s=settings.train_checkpoint_seconds,
         seed=job.id,
     )
 

@@ -18,3 +18,30 @@ for _var in ("DISCORD_TOKEN", "TELEGRAM_TOKEN", "DISCORD_CAPTURE_MESSAGES", "BAS
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.chdir(tmp_path)  # no .env here
     return load_settings(data_dir=tmp_path / "data")
+
+
+@pytest.fixture(scope="session")
+def bundled_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled SmolLM2 converted once per test session, exactly as the bot does on first start."""
+    from persona.model import model_source
+
+    data = tmp_path_factory.mktemp("bundled")
+    return Path(model_source(load_settings(data_dir=data, base_model="bundled")))
+
+
+@pytest.fixture(scope="session")
+def tokenizer(bundled_model_dir: Path):  # noqa: ANN201 - a transformers tokenizer
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(bundled_model_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, tokenizer) -> Path:  # noqa: ANN001
+    """A random-init 3M-parameter Llama with the real tokenizer, saved like any local base model."""
+    from persona.model import tiny_model
+
+    path = tmp_path_factory.mktemp("tiny-model")
+    tiny_model(tokenizer).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

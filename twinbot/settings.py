@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     train_max_steps: int = Field(default=400, ge=1)
     min_train_messages: int = Field(default=50, ge=1)
     lora_rank: int = Field(default=8, ge=1, le=256)
+    train_checkpoint_seconds: float = Field(default=30.0, gt=0)
     heartbeat_timeout_s: float = Field(default=120.0, gt=0)
     max_queued_jobs: int = Field(default=100, ge=1)
 

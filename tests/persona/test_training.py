@@ -1,0 +1,65 @@
+"""The LoRA loop on a tiny real model: it learns, it resumes from checkpoints, adapters land whole."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from peft import PeftModel
+from transformers import AutoModelForCausalLM
+
+from persona.examples import Example
+from persona.lora_training import TrainConfig, TrainingStopped, encode, train_adapter, write_adapter
+from persona.prompt import Turn
+
+torch.set_num_threads(1)
+
+
+def examples(n: int = 24) -> list[Example]:
+    return [Example((Turn("Bo", f"what's up {i}?", False),), "quack quack, said the duck") for i in range(n)]
+
+
+def load(tiny_model_dir: Path):  # noqa: ANN201
+    return AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+
+
+def test_training_lowers_the_loss_on_the_owners_lines(tiny_model_dir: Path, tokenizer) -> None:  # noqa: ANN001
+    encoded = encode(tokenizer, "Ana", examples(), 64)
+    cfg = TrainConfig(max_steps=40, learning_rate=3e-2, batch_size=8, bf16=False, epochs=100)
+    losses = []
+    model, result = train_adapter(load(tiny_model_dir), tokenizer, encoded, cfg,
+                                  progress=lambda p: losses.append(p.loss) or True)
+    assert result.steps == 40 and len(losses) == 40
+    # A random-init model starts near ln(vocab) = 10.8 nats; LoRA on q,v of a 2-layer toy moves it ~0.5 nats.
+    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.4
+
+
+def test_a_stopped_run_resumes_from_its_checkpoint(tiny_model_dir: Path, tokenizer, tmp_path: Path) -> None:  # noqa: ANN001
+    encoded = encode(tokenizer, "Ana", examples(), 64)
+    cfg = TrainConfig(max_steps=12, batch_size=4, bf16=False, epochs=100, checkpoint_every_s=1000)
+    with pytest.raises(TrainingStopped):
+        train_adapter(load(tiny_model_dir), tokenizer, encoded, cfg, checkpoint_dir=tmp_path,
+                      progress=lambda p: p.step < 5)
+    steps = []
+    _, result = train_adapter(load(tiny_model_dir), tokenizer, encoded, cfg, checkpoint_dir=tmp_path,
+                              progress=lambda p: steps.append(p.step) or True)
+    assert result.resumed_from_step == 5 and steps == list(range(6, 13)) and result.steps == 12
+
+
+def test_the_time_budget_stops_training(tiny_model_dir: Path, tokenizer) -> None:  # noqa: ANN001
+    cfg = TrainConfig(max_steps=10_000, max_minutes=0.02, batch_size=2, bf16=False, epochs=1000)
+    _, result = train_adapter(load(tiny_model_dir), tokenizer, encode(tokenizer, "Ana", examples(), 64), cfg)
+    assert 0 < result.steps < 10_000 and result.seconds < 5
+
+
+def test_adapter_is_written_whole_and_reloads(tiny_model_dir: Path, tokenizer, tmp_path: Path) -> None:  # noqa: ANN001
+    cfg = TrainConfig(max_steps=3, batch_size=4, bf16=False)
+    model, _ = train_adapter(load(tiny_model_dir), tokenizer, encode(tokenizer, "Ana", examples(8), 64), cfg)
+    target = write_adapter(model, tmp_path / "7" / "job1")
+    assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in target.iterdir()}
+    assert [p.name for p in target.parent.iterdir()] == ["job1"]  # no staging dir left behind
+    reloaded = PeftModel.from_pretrained(load(tiny_model_dir), target)
+    ids = torch.tensor([tokenizer("hello there")["input_ids"]])
+    with torch.no_grad():
+        assert torch.allclose(model(input_ids=ids).logits, reloaded(input_ids=ids).logits, atol=1e-5)
