@@ -9,6 +9,8 @@ import pytest
 
 from twinbot.settings import Settings, load_settings
 
+pytest_plugins = ["tests.avatar.gan_fixtures"]
+
 # Tests must never see an operator's .env or platform tokens from the environment.
 for _var in ("DISCORD_TOKEN", "TELEGRAM_TOKEN", "DISCORD_CAPTURE_MESSAGES", "BASE_MODEL", "DATA_DIR"):
     os.environ.pop(_var, None)

@@ -14,7 +14,7 @@ from avatar.faces import DEFAULT_STYLES, build_faces, licence_of, render_face
 from avatar.model import Discriminator, GanConfig, Generator, param_count
 from avatar.service import BUNDLED_WEIGHTS
 from avatar.train import train
-from tests.avatar.conftest import TINY_STYLES
+from tests.avatar.gan_fixtures import TINY_STYLES
 
 
 def test_shapes_and_size_of_the_shipped_architecture() -> None:

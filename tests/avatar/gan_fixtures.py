@@ -18,3 +18,8 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("gan")
     train(TINY_STYLES, 32, minutes=1, out=out, batch=8, steps=4, ngf=8, sample_every=2, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_face_weights(tiny_run: Path) -> Path:
+    return tiny_run / "generator.pt"
