@@ -16,6 +16,12 @@ _WORD = re.compile(r"\w{2,}", re.UNICODE)
 _MAX_QUERY_WORDS = 24
 
 
+_INSERT = (
+    "INSERT OR IGNORE INTO messages (owner_id, platform, chat_id, message_id, author, is_own, ts, text, source,"
+    " reply_to, is_dm) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
 def _message(row: aiosqlite.Row) -> StoredMessage:
     return StoredMessage(
         id=row["id"],
@@ -52,16 +58,16 @@ class Messages:
              m.source, m.reply_to, int(m.is_dm))
             for m in messages
         ]
+        added = {True: 0, False: 0}
         async with self._db.write() as conn:
-            cursor = await conn.executemany(
-                "INSERT OR IGNORE INTO messages (owner_id, platform, chat_id, message_id, author, is_own, ts,"
-                " text, source, reply_to, is_dm) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-            # executemany's rowcount sums the rows each statement changed, triggers excluded.
-            added = cursor.rowcount
-            await cursor.close()
-        return AddResult(added=added, duplicates=len(rows) - added)
+            for own in (True, False):
+                part = [row for row in rows if bool(row[5]) is own]
+                if part:
+                    # executemany's rowcount sums the rows each statement changed, triggers excluded.
+                    async with conn.executemany(_INSERT, part) as cursor:
+                        added[own] = cursor.rowcount
+        total = added[True] + added[False]
+        return AddResult(added=total, duplicates=len(rows) - total, own_added=added[True])
 
     async def for_training(self, owner_id: int) -> list[StoredMessage]:
         """All of the owner's messages, in conversation order within each chat."""

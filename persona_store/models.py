@@ -88,6 +88,8 @@ class StoredMessage:
 class AddResult:
     added: int
     duplicates: int
+    own_added: int = 0
+    """Of `added`, how many are the owner's own lines (the rest is context)."""
 
 
 @dataclass(frozen=True, slots=True)
