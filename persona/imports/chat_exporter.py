@@ -9,6 +9,7 @@ import ijson
 
 from persona.imports.fields import as_id, as_name, as_text, as_timestamp
 from persona.imports.records import ParsedMessage
+from persona.imports.stream import array_items
 
 DM_TYPES = {"DirectTextChat", "DirectGroupTextChat"}
 
@@ -38,7 +39,7 @@ class ChatExporterJson:
     def messages(self) -> Iterator[ParsedMessage | None]:
         channel_id, is_dm = self._channel()
         with open(self.path, "rb") as fh:
-            for raw in ijson.items(fh, "messages.item", use_float=True):
+            for raw in array_items(fh, ("messages",)):
                 if not isinstance(raw, dict) or raw.get("type", "Default") not in ("Default", "Reply"):
                     yield None
                     continue

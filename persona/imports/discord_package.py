@@ -13,11 +13,10 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-import ijson
-
 from persona.imports.archive import PackageFiles
 from persona.imports.fields import as_id, as_name, as_text, as_timestamp
 from persona.imports.records import ImportFailed, ParsedMessage
+from persona.imports.stream import array_items
 
 _CHANNEL_FILE = re.compile(r"^(?:.*/)?messages/([^/]+)/(messages\.json|messages\.csv|channel\.json)$", re.IGNORECASE)
 DM_TYPES = {"1", "3", "DM", "GROUP_DM"}
@@ -90,7 +89,7 @@ class DiscordPackage:
 
     def _json_rows(self, name: str) -> Iterator[object]:
         with self.files.open(name) as fh:
-            yield from ijson.items(fh, "item", use_float=True)
+            yield from array_items(fh, ())
 
     def _csv_rows(self, name: str) -> Iterator[object]:
         with self.files.open(name) as fh:

@@ -10,6 +10,7 @@ import ijson
 
 from persona.imports.fields import as_id, as_name, as_text, as_timestamp
 from persona.imports.records import ParsedMessage
+from persona.imports.stream import array_items
 
 DM_TYPES = {"personal_chat", "bot_chat", "saved_messages"}
 
@@ -60,12 +61,12 @@ class TelegramExport:
     def messages(self) -> Iterator[ParsedMessage | None]:
         with self._open() as fh:
             if self.account:
-                for chat in ijson.items(fh, "chats.list.item", use_float=True):
+                for chat in array_items(fh, ("chats", "list")):
                     if isinstance(chat, dict) and (chat_id := as_id(chat.get("id"))) is not None:
                         yield from _chat_messages(chat_id, chat.get("type") in DM_TYPES, chat.get("messages"))
                 return
             meta = self._single_chat_meta()
-            for raw in ijson.items(fh, "messages.item", use_float=True):
+            for raw in array_items(fh, ("messages",)):
                 yield _message(meta[0], meta[1], raw)
 
     def _single_chat_meta(self) -> tuple[str, bool]:
