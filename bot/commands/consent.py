@@ -56,4 +56,5 @@ SPEC = CommandSpec(
         OptionSpec("scope", "choice", "learn, share, unlearn, unshare or off (withdraw all)", choices=CHOICES),
     ),
     usage="/consent [learn|share|unlearn|unshare|off]",
+    private=True,
 )

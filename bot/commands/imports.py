@@ -113,4 +113,5 @@ SPEC = CommandSpec(
         OptionSpec("as", "text", "which participant you are, when the export doesn't say (name or id)"),
     ),
     usage="/import (attach the file) [as:<name or id>]",
+    private=True,
 )

@@ -51,4 +51,5 @@ SPEC = CommandSpec(
     description="What twinbot keeps about you and how your twin is doing",
     handler=status,
     usage="/status",
+    private=True,
 )

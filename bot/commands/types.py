@@ -127,3 +127,5 @@ class CommandSpec:
     handler: Handler
     options: tuple[OptionSpec, ...] = field(default_factory=tuple)
     usage: str = ""
+    private: bool = False
+    """Answers concern only the caller's own data: platforms that can (Discord) show them to the caller alone."""

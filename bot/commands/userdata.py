@@ -104,6 +104,7 @@ EXPORT_SPEC = CommandSpec(
     description="Get a zip of everything twinbot keeps about you",
     handler=export,
     usage="/export",
+    private=True,
 )
 
 FORGET_SPEC = CommandSpec(
@@ -112,5 +113,6 @@ FORGET_SPEC = CommandSpec(
     handler=forget,
     options=(OptionSpec("confirm", "bool", "yes to really delete everything"),),
     usage="/forget [confirm:yes]",
+    private=True,
 )
 
