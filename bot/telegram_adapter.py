@@ -1,165 +1,158 @@
-"""Telegram adapter: python-telegram-bot's Application in, neutral events to the command layer, replies out.
+"""Serves the command layer on Telegram with python-telegram-bot 22.
 
-It only translates. Commands are registered from the layer's declarations (and shown in Telegram's
-menu through setMyCommands); `/cmd options…` text is parsed by the layer. Everything a twin says is
-sent with mentions defused, so no twin reply can notify anyone.
+It only translates: one `CommandHandler` per declared command (and the same declarations fill
+Telegram's command menu through setMyCommands), plain messages to `layer.on_message`, a document
+sent to the bot to `/import`. What a message means, who may talk to which twin and what is kept
+is decided by the layer. Polling by default; a webhook when TELEGRAM_WEBHOOK_URL is set.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+import re
+from dataclasses import replace
+from urllib.parse import urlsplit
 
-from telegram import BotCommand, InputFile, Message, MessageEntity, ReplyParameters, Update
-from telegram.constants import ChatAction, ChatType
+from telegram import BotCommand, Message, Update
 from telegram.error import TelegramError
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, MessageHandler, filters
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    BaseRateLimiter,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
 from telegram.request import HTTPXRequest
 
-from bot.commands import Attachment, CommandLayer, Event, OutFile, Reply
+from bot.commands import CommandLayer, Invocation, Reply, split_command
+from bot.commands.layer import UNEXPECTED
+from bot.telegram_events import DOWNLOAD_LIMIT, message_event, too_big_to_download
+from bot.telegram_outbox import TelegramOutbox
+from bot.telegram_pacing import ChatOrderedUpdates, ChatRateLimiter
 from twinbot.settings import Settings
 
 log = logging.getLogger(__name__)
 
-MAX_TEXT = 4096
-TYPING_EVERY_S = 4.0
-DOWNLOAD_LIMIT = 20 * 1024 * 1024  # what the Bot API lets a bot download
-ZERO_WIDTH = "\u200b"
+POLL_TIMEOUT_S = 30
+ALLOWED_UPDATES = [Update.MESSAGE]
+"""Only new messages: edits, channel posts, reactions and the rest are not for twins."""
+START_COMMAND = "start"
+"""Every Telegram user's first message to a bot; it gets the help text."""
+_SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
-def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
-    """Chunks of at most `limit` characters, cut at a newline or space when there is one."""
-    chunks = []
-    while len(text) > limit:
-        cut = max(text.rfind("\n", 0, limit), text.rfind(" ", 0, limit))
-        cut = cut if cut > limit // 2 else limit
-        chunks.append(text[:cut])
-        text = text[cut:].lstrip()
-    return [*chunks, text] if text else chunks
+class _FromPerson(filters.MessageFilter):
+    """New messages written by a person (not by a bot, not on a channel's behalf)."""
+
+    def filter(self, message: Message) -> bool:
+        user = message.from_user
+        return user is not None and not user.is_bot and message.sender_chat is None and message.via_bot is None
 
 
-def defuse_mentions(text: str) -> str:
-    """`@name` notifies people on Telegram; a zero-width space after @ keeps the text and drops the ping."""
-    return text.replace("@", "@" + ZERO_WIDTH)
+FROM_PERSON = filters.UpdateType.MESSAGE & _FromPerson()
+IMPORT_DOCUMENT = filters.Document.ALL & (filters.ChatType.PRIVATE | filters.CaptionRegex(r"^/import(@\w+)?\b"))
+"""A document is an import when sent in a private chat, or with the caption /import in a group."""
 
 
-def render(reply: Reply) -> str:
-    if reply.speaker is not None:
-        return f"🪞 {reply.speaker.name}'s twin:\n{defuse_mentions(reply.text)}"
-    return reply.text
-
-
-@dataclass
-class TelegramMessage:
-    outbox: TelegramOutbox
-    message: Message | None
-
-    @property
-    def message_id(self) -> str | None:
-        return str(self.message.message_id) if self.message else None
-
-    async def edit(self, reply: Reply) -> None:
-        if self.message is None:
-            return
-        text = split_text(render(reply))[0] if reply.text else "…"
-        await self.outbox.bot.edit_message_text(chat_id=self.outbox.chat_id, message_id=self.message.message_id,
-                                                text=text)
-
-
-class TelegramOutbox:
-    def __init__(self, bot, chat_id: int, reply_to: int | None) -> None:  # noqa: ANN001 - telegram.Bot
-        self.bot = bot
-        self.chat_id = chat_id
-        self.reply_to = reply_to
-
-    def _reply_parameters(self) -> ReplyParameters | None:
-        if self.reply_to is None:
-            return None
-        return ReplyParameters(message_id=self.reply_to, allow_sending_without_reply=True)
-
-    async def send(self, reply: Reply) -> TelegramMessage:
-        sent: Message | None = None
-        for chunk in split_text(render(reply)):
-            sent = await self.bot.send_message(self.chat_id, chunk, reply_parameters=self._reply_parameters())
-        for image in reply.images:
-            sent = await self._send_file(image, as_image=True)
-        for file in reply.files:
-            sent = await self._send_file(file, as_image=False)
-        return TelegramMessage(self, sent)
-
-    async def _send_file(self, item: OutFile, as_image: bool) -> Message:
-        upload = InputFile(item.data, filename=item.filename)
-        if as_image and item.mime == "image/gif":
-            return await self.bot.send_animation(self.chat_id, upload, reply_parameters=self._reply_parameters())
-        if as_image:
-            return await self.bot.send_photo(self.chat_id, upload, reply_parameters=self._reply_parameters())
-        return await self.bot.send_document(self.chat_id, upload, reply_parameters=self._reply_parameters())
-
-    @contextlib.asynccontextmanager
-    async def typing(self) -> AsyncIterator[None]:
-        async def keep_typing() -> None:
-            while True:
-                with contextlib.suppress(TelegramError):
-                    await self.bot.send_chat_action(self.chat_id, ChatAction.TYPING)
-                await asyncio.sleep(TYPING_EVERY_S)
-
-        task = asyncio.create_task(keep_typing())
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+def _request(base_url: str | None) -> HTTPXRequest:
+    """HTTPX for the Bot API; a loopback server (tests, a local Bot API) is reached without proxies."""
+    loopback = base_url is not None and urlsplit(base_url).hostname in _LOOPBACK_HOSTS
+    return HTTPXRequest(httpx_kwargs={"trust_env": not loopback})
 
 
 class TelegramAdapter:
-    """Serves the command layer on Telegram by polling (default) or a webhook (TELEGRAM_WEBHOOK_URL)."""
+    """The Telegram side of twinbot: `run()` serves until `stop()` or cancellation."""
 
-    def __init__(self, settings: Settings, layer: CommandLayer, *, base_url: str | None = None,
-                 base_file_url: str | None = None, rate_limit: bool = True) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        layer: CommandLayer,
+        *,
+        base_url: str | None = None,
+        base_file_url: str | None = None,
+        rate_limiter: BaseRateLimiter | None = None,
+        webhook_listen: str = "0.0.0.0",
+    ) -> None:
+        """`base_url`/`base_file_url` point at another Bot API server; `rate_limiter` replaces Telegram's
+        flood limits (tests); `webhook_listen` is the address the webhook server binds."""
         if settings.telegram_token is None:
             raise ValueError("TELEGRAM_TOKEN is not set")
+        secret = settings.telegram_webhook_secret
+        if secret is not None and not _SECRET_TOKEN.match(secret.get_secret_value()):
+            raise ValueError("TELEGRAM_WEBHOOK_SECRET may only use A-Z, a-z, 0-9, _ and - (1 to 256 characters)")
         self.settings = settings
         self.layer = layer
-        builder = ApplicationBuilder().token(settings.telegram_token.get_secret_value()).concurrent_updates(True)
+        self.webhook_listen = webhook_listen
+        builder = (
+            ApplicationBuilder()
+            .token(settings.telegram_token.get_secret_value())
+            .request(_request(base_url))
+            .get_updates_request(_request(base_url))
+            .rate_limiter(rate_limiter or ChatRateLimiter())
+            .concurrent_updates(ChatOrderedUpdates())
+        )
         if base_url is not None:
-            # A local Bot API (tests, self-hosted servers): proxies from the environment must not apply.
             builder = builder.base_url(base_url).base_file_url(base_file_url or base_url.replace("/bot", "/file/bot"))
-            builder = builder.request(HTTPXRequest(httpx_kwargs={"trust_env": False}))
-            builder = builder.get_updates_request(HTTPXRequest(httpx_kwargs={"trust_env": False}))
-        if rate_limit:
-            builder = builder.rate_limiter(AIORateLimiter(overall_max_rate=30, group_max_rate=20, max_retries=2))
         self.app: Application = builder.build()
-        self.app.add_handler(MessageHandler(filters.ALL & ~filters.StatusUpdate.ALL, self._on_message))
+        for spec in layer.specs:
+            self.app.add_handler(CommandHandler(spec.name, self._on_command, filters=FROM_PERSON))
+        self.app.add_handler(CommandHandler(START_COMMAND, self._on_start, filters=FROM_PERSON))
+        self.app.add_handler(MessageHandler(FROM_PERSON & IMPORT_DOCUMENT, self._on_document))
+        self.app.add_handler(MessageHandler(FROM_PERSON & filters.COMMAND, self._on_other_command))
+        self.app.add_handler(MessageHandler(FROM_PERSON & filters.TEXT & ~filters.COMMAND, self._on_text))
         self.app.add_error_handler(self._on_error)
-        self._stopped = asyncio.Event()
-        self.username = ""
+        self._stop_requested = asyncio.Event()
+        self._finished = asyncio.Event()
+        self._running = False
+
+    def menu(self) -> list[BotCommand]:
+        """Telegram's command menu, from the layer's declarations."""
+        return [BotCommand(spec.name, spec.description[:256]) for spec in self.layer.specs]
 
     async def run(self) -> None:
-        """Initialize, publish the command menu, serve until stop()."""
+        """Log in, publish the command menu, then take updates until stop() or cancellation."""
+        self._running = True
         app = self.app
-        await app.initialize()
-        self.username = app.bot.username or ""
-        await app.bot.set_my_commands([BotCommand(spec.name, spec.description[:256]) for spec in self.layer.specs])
-        await app.start()
-        if self.settings.telegram_webhook_url:
-            secret = self.settings.telegram_webhook_secret
-            await app.updater.start_webhook(
-                listen="0.0.0.0", port=self.settings.telegram_webhook_port, webhook_url=self.settings.telegram_webhook_url,
-                secret_token=secret.get_secret_value() if secret else None,
-            )
-        else:
-            await app.updater.start_polling(poll_interval=0.0, timeout=1)
         try:
-            await self._stopped.wait()
+            await app.initialize()
+            await app.bot.set_my_commands(self.menu())
+            await app.start()
+            await self._start_updates()
+            log.info("serving Telegram as @%s", app.bot.username)
+            await self._stop_requested.wait()
         finally:
-            await self._shutdown()
+            try:
+                await self._shutdown()
+            finally:
+                self._finished.set()
+
+    async def _start_updates(self) -> None:
+        updater = self.app.updater
+        url = self.settings.telegram_webhook_url
+        if not url:
+            await updater.start_polling(timeout=POLL_TIMEOUT_S, allowed_updates=ALLOWED_UPDATES)
+            return
+        secret = self.settings.telegram_webhook_secret
+        if secret is None:
+            log.warning("TELEGRAM_WEBHOOK_SECRET is not set: anyone who finds the webhook URL can post updates")
+        await updater.start_webhook(
+            listen=self.webhook_listen,
+            port=self.settings.telegram_webhook_port,
+            url_path=urlsplit(url).path.lstrip("/"),
+            webhook_url=url,
+            secret_token=secret.get_secret_value() if secret else None,
+            allowed_updates=ALLOWED_UPDATES,
+        )
 
     async def stop(self) -> None:
-        self._stopped.set()
+        """Stop taking updates, finish the ones in hand, then close, in reverse order of starting."""
+        self._stop_requested.set()
+        if self._running:
+            await self._finished.wait()
 
     async def _shutdown(self) -> None:
         app = self.app
@@ -169,70 +162,76 @@ class TelegramAdapter:
             await app.stop()
         await app.shutdown()
 
-    # --- translation --------------------------------------------------------------------------
+    # --- translation ------------------------------------------------------------------------------
 
-    def event(self, message: Message) -> Event:
-        user = message.from_user
-        text = message.text or message.caption or ""
-        mentions = message.parse_entities([MessageEntity.MENTION]) if message.text else \
-            message.parse_caption_entities([MessageEntity.MENTION])
-        handles = [m.removeprefix("@") for m in mentions.values()]
-        mentions_bot = self.username.lower() in (h.lower() for h in handles)
-        if mentions_bot and not text.startswith("/"):
-            text = " ".join(w for w in text.split() if w.lower() != f"@{self.username.lower()}")
-        replied = message.reply_to_message
-        return Event(
-            platform="telegram",
-            user_id=str(user.id) if user else "unknown",
-            user_name=(user.username or user.first_name) if user else "unknown",
-            chat_id=str(message.chat_id),
-            is_dm=message.chat.type == ChatType.PRIVATE,
-            text=text,
-            message_id=str(message.message_id),
-            attachments=self.attachments(message),
-            reply_to_message_id=str(replied.message_id) if replied and replied.from_user
-            and replied.from_user.id == self.app.bot.id else None,
-            mentions_bot=mentions_bot,
-            mentioned_user_ids=tuple(h for h in handles if h.lower() != self.username.lower()),
-            ts=message.date.timestamp() if message.date else None,
+    def _outbox(self, message: Message) -> TelegramOutbox:
+        in_group = message.chat.type != "private"
+        return TelegramOutbox(
+            self.app.bot,
+            message.chat_id,
+            thread_id=message.message_thread_id if message.is_topic_message else None,
+            quote=message.message_id if in_group else None,
+            private_user_id=message.from_user.id if in_group and message.from_user else None,
         )
 
-    def attachments(self, message: Message) -> tuple[Attachment, ...]:
-        document = message.document
-        if document is None:
-            return ()
-        bot = self.app.bot
-
-        async def fetch() -> bytes:
-            file = await bot.get_file(document.file_id)
-            return bytes(await file.download_as_bytearray())
-
-        return (Attachment(document.file_name or "upload", document.file_size or 0, fetch, document.mime_type),)
-
-    async def _on_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    async def _on_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
-        if message is None or message.from_user is None or message.from_user.is_bot:
-            return
-        event = self.event(message)
-        out = TelegramOutbox(context.bot, message.chat_id, message.message_id)
-        document = event.attachments[0] if event.attachments else None
-        if document is not None and document.size > DOWNLOAD_LIMIT:
-            await out.send(Reply(f"Telegram lets bots download files up to 20 MB; that one is "
-                                 f"{document.size / 1e6:.0f} MB. Import it with the CLI instead.", kind="error"))
-            return
+        event = message_event(message, self.app.bot)
         invocation = self.layer.parse_text_command(event)
-        if invocation is None and document is not None and (event.is_dm or event.mentions_bot):
-            # A document sent to the bot (DM, or with a mention) is an import, its caption the options.
-            invocation = self.layer.parse_text_command(replace(event, text=f"/import {event.text}".strip()))
+        if invocation is not None:
+            await self.layer.dispatch(invocation, self._outbox(message))
+
+    async def _on_start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        await self.layer.dispatch(Invocation("help", {}, message_event(message, self.app.bot)), self._outbox(message))
+
+    async def _on_other_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A command that is not ours: answered in a private chat or when addressed to us by name;
+        in a group it is left alone, since it is probably meant for another bot."""
+        message = update.effective_message
+        event = message_event(message, self.app.bot)
+        parts = split_command(event.text)
+        if parts is None:
+            return
+        name, addressee, _rest = parts
+        if (event.is_dm and self._is_ours(addressee)) or (addressee is not None and self._is_ours(addressee)):
+            await self.layer.dispatch(Invocation(name, {}, event), self._outbox(message))
+
+    async def _on_document(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """An export sent to the bot: the caption (if any) holds /import's options, e.g. `as:Ana`."""
+        message = update.effective_message
+        event = message_event(message, self.app.bot)
+        options = event.text
+        parts = split_command(event.text)
+        if parts is not None:
+            name, addressee, options = parts
+            if name != "import" or not self._is_ours(addressee):
+                return
+        out = self._outbox(message)
+        if too_big_to_download(event):
+            await out.send(Reply(f"Telegram lets bots download files up to {DOWNLOAD_LIMIT // 1_000_000} MB, and "
+                                 "that one is bigger. Import it with `twinbot import` on the server instead.",
+                                 kind="error"))
+            return
+        invocation = self.layer.parse_text_command(replace(event, text=f"/import {options}".strip()))
         if invocation is not None:
             await self.layer.dispatch(invocation, out)
-        elif event.text:
-            await self.layer.on_message(event, out)
+
+    def _is_ours(self, addressee: str | None) -> bool:
+        """`/cmd` or `/cmd@ourbot`, not `/cmd@otherbot`."""
+        return addressee is None or addressee.lower() == (self.app.bot.username or "").lower()
+
+    async def _on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        await self.layer.on_message(message_event(message, self.app.bot), self._outbox(message))
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-        log.error("telegram update failed", exc_info=context.error)
-        if isinstance(update, Update) and update.effective_chat is not None:
-            with contextlib.suppress(TelegramError):
-                await context.bot.send_message(update.effective_chat.id, "Something went wrong on my side; "
-                                               "it has been logged. Please try again.")
-
+        """A failure outside the layer (usually Telegram refusing a request): log it, tell the user."""
+        log.error("a Telegram update failed", exc_info=context.error)
+        message = update.effective_message if isinstance(update, Update) else None
+        if message is None:
+            return
+        try:
+            await self._outbox(message).send(Reply(UNEXPECTED, kind="error"))
+        except TelegramError:
+            log.warning("could not tell chat %s about the failure", message.chat_id, exc_info=True)

@@ -1,23 +1,27 @@
-"""The real python-telegram-bot against the fake Bot API, with a real store and command layer."""
+"""The real python-telegram-bot, our adapter, a real store and command layer, against the fake Bot API."""
 
 from __future__ import annotations
 
 import asyncio
-import itertools
-import time
+import socket
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 from pydantic import SecretStr
 
 from bot.commands import CommandLayer, open_services
 from bot.telegram_adapter import TelegramAdapter
-from tests.fakes.telegram_server import FakeTelegram
+from bot.telegram_pacing import ChatRateLimiter
+from tests.fakes.telegram_server import TOKEN, Chat, FakeTelegram, User
 from twinbot.settings import Settings
 
-_ids = itertools.count(1)
+# Telegram's real limits (1 message/s per chat, 20/min per group) would make each test take a minute;
+# the same limiter runs, with room enough that it never waits.
+ROOMY_LIMITS = {"per_chat_rate": 1000, "overall_max_rate": 1000, "group_max_rate": 1000, "group_time_period": 1}
 
 
 @dataclass
@@ -25,66 +29,69 @@ class TelegramRig:
     fake: FakeTelegram
     adapter: TelegramAdapter
     layer: CommandLayer
+    ana: User
+    bo: User
+    group: Chat
 
-    def say(self, text: str = "", *, user_id: int = 11, username: str = "ana", chat_id: int | None = None,
-            group: bool = False, reply_to: int | None = None, document: dict | None = None) -> int:
-        """Push a message from a user; returns its message id."""
-        chat = chat_id if chat_id is not None else (-100 if group else user_id)
-        message_id = next(_ids)
-        message: dict = {
-            "message_id": message_id, "date": int(time.time()),
-            "chat": {"id": chat, "type": "group" if group else "private", **({"title": "G"} if group else {})},
-            "from": {"id": user_id, "is_bot": False, "first_name": username.title(), "username": username},
-        }
-        key = "caption" if document else "text"
-        if text or not document:
-            message[key] = text
-            mentions = [w for w in text.split() if w.startswith("@")]
-            entities = []
-            for word in mentions:
-                entities.append({"type": "mention", "offset": text.index(word), "length": len(word)})
-            if entities:
-                message[f"{key}_entities" if document else "entities"] = entities
-        if document:
-            message["document"] = document
-        if reply_to is not None:
-            message["reply_to_message"] = {"message_id": reply_to, "date": int(time.time()),
-                                           "chat": message["chat"],
-                                           "from": {"id": 4242, "is_bot": True, "first_name": "Twinbot"}}
-        self.fake.push({"message": message})
-        return message_id
+    @property
+    def store(self):  # noqa: ANN201 - persona_store.Store
+        return self.layer.ctx.store
 
-    async def reply_text(self, after: int, needle: str, timeout: float = 30) -> str:
-        """Wait for a sendMessage/editMessageText after call number `after` containing `needle`."""
-        def found() -> str | None:
-            for call in self.fake.calls[after:]:
-                if call.method in ("sendMessage", "editMessageText") and needle in call.params.get("text", ""):
-                    return call.params["text"]
-            return None
+    def dm(self, user: User) -> Chat:
+        return self.fake.private_chat(user)
 
-        return await self.fake.wait_for(found, timeout)
+    async def say(self, user: User, chat: Chat, text: str = "", count: int = 1, **kw) -> list:  # noqa: ANN003
+        """`user` writes `text` in `chat`; returns the bot's next `count` messages to that chat."""
+        mark = self.fake.mark()
+        self.fake.send(user, chat, text, **kw)
+        return await self.fake.replies(chat, mark, count)
 
 
-async def make_rig(settings: Settings, **services) -> AsyncIterator[TelegramRig]:  # noqa: ANN003
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@asynccontextmanager
+async def running_bot(settings: Settings, *, webhook: bool = False, with_model: bool = False,
+                      with_avatars: bool = True) -> AsyncIterator[TelegramRig]:
+    """Start the whole Telegram side like `twinbot run` does, and stop it cleanly afterwards."""
+    torch.set_num_threads(1)
     fake = FakeTelegram()
     await fake.start()
-    s = settings.model_copy(update={"telegram_token": SecretStr("123:ABC")})
-    async with open_services(s, with_trainer=False, **services) as opened:
-        layer = CommandLayer(s, opened)
-        adapter = TelegramAdapter(s, layer, base_url=fake.base_url, base_file_url=fake.base_file_url, rate_limit=False)
-        task = asyncio.create_task(adapter.run())
-        await fake.wait_for(lambda: fake.calls_of("setMyCommands"))
-        try:
-            yield TelegramRig(fake, adapter, layer)
-        finally:
-            await adapter.stop()
-            await asyncio.wait_for(task, 30)
-            await layer.close()
-            await fake.stop()
+    update: dict = {"telegram_token": SecretStr(TOKEN)}
+    if webhook:
+        port = free_port()
+        update |= {"telegram_webhook_url": f"http://127.0.0.1:{port}/telegram/hook",
+                   "telegram_webhook_secret": SecretStr("s3cret_token-1"), "telegram_webhook_port": port}
+    s = settings.model_copy(update=update)
+    try:
+        async with open_services(s, with_model=with_model, with_avatars=with_avatars, with_trainer=False) as services:
+            layer = CommandLayer(s, services)
+            adapter = TelegramAdapter(s, layer, base_url=fake.base_url, base_file_url=fake.base_file_url,
+                                      rate_limiter=ChatRateLimiter(**ROOMY_LIMITS), webhook_listen="127.0.0.1")
+            task = asyncio.create_task(adapter.run(), name="telegram")
+            ready = "setWebhook" if webhook else "deleteWebhook"  # the last call before updates flow
+            await fake.wait_for(lambda: fake.calls_of(ready) or task.done())
+            if task.done():
+                task.result()
+            try:
+                yield TelegramRig(fake, adapter, layer, User(11, "Ana", "ana"), User(12, "Bo", "bo"), fake.group())
+            finally:
+                await adapter.stop()
+                await asyncio.wait_for(task, 30)
+                await layer.close()
+    finally:
+        await fake.stop()
 
 
 @pytest.fixture
-async def rig(settings: Settings, tiny_face_weights: Path) -> AsyncIterator[TelegramRig]:
-    s = settings.model_copy(update={"avatar_weights": tiny_face_weights})
-    async for r in make_rig(s, with_model=False):
-        yield r
+def face_settings(settings: Settings, tiny_face_weights: Path) -> Settings:
+    return settings.model_copy(update={"avatar_weights": tiny_face_weights})
+
+
+@pytest.fixture
+async def rig(face_settings: Settings) -> AsyncIterator[TelegramRig]:
+    async with running_bot(face_settings) as running:
+        yield running

@@ -1,0 +1,75 @@
+"""Telegram messages in, as the command layer's neutral `Event`s.
+
+Who wrote (their @username, else their name, is how others name their twin), where (a private
+chat is a DM), which message it answers, whether it mentions the bot, whom else it mentions
+(`@ana`, or a text mention of someone without a username), and any document, downloaded only
+when the layer asks for it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from telegram import Bot, Document, Message, MessageEntity
+from telegram.constants import ChatType, FileSizeLimit
+
+from bot.commands import Attachment, Event
+
+DOWNLOAD_LIMIT = FileSizeLimit.FILESIZE_DOWNLOAD
+"""The largest file the Bot API lets a bot download (20 MB)."""
+_MENTION_KINDS = [MessageEntity.MENTION, MessageEntity.TEXT_MENTION]
+
+
+def message_event(message: Message, bot: Bot) -> Event:
+    """The neutral event for a message from a person (the caller skips bots and channels)."""
+    user = message.from_user
+    if user is None:
+        raise ValueError("only messages with a sender can be translated")
+    text = message.text or message.caption or ""
+    entities = message.parse_entities(_MENTION_KINDS) if message.text else \
+        message.parse_caption_entities(_MENTION_KINDS)
+    own_handle = f"@{bot.username}".lower()
+    mentions_bot = False
+    others: list[str] = []
+    for entity, shown in entities.items():
+        if entity.type == MessageEntity.TEXT_MENTION and entity.user is not None:
+            mentions_bot |= entity.user.id == bot.id
+            if entity.user.id != bot.id:
+                others.append(str(entity.user.id))
+        elif shown.lower() == own_handle:
+            mentions_bot = True
+        else:
+            others.append(shown.removeprefix("@"))
+    if mentions_bot and not text.startswith("/"):
+        # "@twinbot how are you" says "how are you" to a twin; the handle is addressing, not content.
+        text = re.sub(rf"\s*@{re.escape(bot.username)}\b", "", text, flags=re.IGNORECASE).strip()
+    replied = message.reply_to_message
+    return Event(
+        platform="telegram",
+        user_id=str(user.id),
+        user_name=user.username or user.full_name,
+        chat_id=str(message.chat_id),
+        is_dm=message.chat.type == ChatType.PRIVATE,
+        text=text,
+        message_id=str(message.message_id),
+        attachments=(document_attachment(message.document, bot),) if message.document else (),
+        reply_to_message_id=str(replied.message_id) if replied is not None else None,
+        mentions_bot=mentions_bot,
+        mentioned_user_ids=tuple(others),
+        ts=message.date.timestamp() if message.date else None,
+    )
+
+
+def document_attachment(document: Document, bot: Bot) -> Attachment:
+    """The uploaded document, fetched through getFile only when the layer reads it."""
+
+    async def fetch() -> bytes:
+        file = await bot.get_file(document.file_id)
+        return bytes(await file.download_as_bytearray())
+
+    return Attachment(document.file_name or "upload", document.file_size or 0, fetch, document.mime_type)
+
+
+def too_big_to_download(event: Event) -> bool:
+    """Whether an attachment is over the Bot API's download limit (getFile would refuse it)."""
+    return any(attachment.size > DOWNLOAD_LIMIT for attachment in event.attachments)
