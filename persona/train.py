@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -47,13 +48,20 @@ def adapter_path(settings: Settings, user_id: int, job_id: int) -> Path:
     return settings.adapter_dir / str(user_id) / f"job{job_id}"
 
 
+def base_train_config(settings: Settings, seed: int) -> TrainConfig:
+    """How /train trains a twin, from the settings (persona.eval trains its twins the same way)."""
+    return TrainConfig(rank=settings.lora_rank, max_steps=settings.train_max_steps,
+                       max_minutes=settings.train_max_minutes, checkpoint_every_s=settings.train_checkpoint_seconds,
+                       seed=seed)
+
+
 def train_config(settings: Settings, job: TrainingJob) -> TrainConfig:
-    return TrainConfig(
+    """The settings' config, with what the job itself asks for (rank, step and time budget) on top."""
+    return replace(
+        base_train_config(settings, job.id),
         rank=int(job.params.get("rank", settings.lora_rank)),
         max_steps=int(job.params.get("max_steps", settings.train_max_steps)),
         max_minutes=float(job.params.get("max_minutes", settings.train_max_minutes)),
-        checkpoint_every_s=settings.train_checkpoint_seconds,
-        seed=job.id,
     )
 
 

@@ -1,0 +1,248 @@
+"""Does a twin sound like its owner? Speaker attribution and perplexity on a multi-speaker corpus.
+
+`python -m persona.eval --corpus FILE.jsonl --speakers 8 --train-lines 300 --test-lines 50 --seed 0 --json OUT.json`
+
+The corpus is JSON lines `{"speaker", "text"}` (optionally `"chat"`: lines of different chats are
+not each other's context) in conversation order. The N speakers with most lines each get a twin,
+trained exactly as `/train` trains one (same examples, prompts and settings) on their first
+`train-lines` lines; their next `test-lines` lines are held out. Every held-out line x is scored by
+every twin t as loss_t(x | context) − loss_base(x | context), both with t's own prompt, and
+attributed to the twin with the lowest score. The base-loss subtraction removes how predictable a
+line is anyway, leaving what each adapter adds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from peft import PeftModel
+from tqdm import tqdm
+
+from persona.examples import CONTEXT_TURNS, Example, build_examples, usable
+from persona.lora_training import TrainConfig, encode, train_adapter, write_adapter
+from persona.model import load_base_model
+from persona.prompt import Turn
+from persona.train import base_train_config
+from persona_store import StoredMessage
+from twinbot.settings import Settings, SettingsError, load_settings
+
+SCORE_BATCH = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    index: int
+    chat: str
+    speaker: str
+    text: str
+
+
+def read_corpus(path: Path) -> list[Line]:
+    """The corpus lines; a malformed line stops the run with its line number."""
+    lines: list[Line] = []
+    with path.open(encoding="utf-8") as fh:
+        for number, raw in enumerate(fh, 1):
+            if not raw.strip():
+                continue
+            try:
+                item = json.loads(raw)
+                speaker, text = str(item["speaker"]).strip(), str(item["text"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ValueError(f"{path}:{number}: expected {{\"speaker\": ..., \"text\": ...}} ({exc})") from None
+            if speaker:
+                lines.append(Line(len(lines), str(item.get("chat", "")), speaker, text))
+    return lines
+
+
+def as_messages(lines: list[Line], owner: str) -> list[StoredMessage]:
+    """The corpus as the store would hold it for `owner`: their lines own, the others context."""
+    return [StoredMessage(id=line.index, owner_id=0, platform="corpus", chat_id=line.chat,
+                          message_id=str(line.index), author=line.speaker, is_own=line.speaker == owner,
+                          ts=float(line.index), text=line.text, source="import", reply_to=None, is_dm=False)
+            for line in lines]
+
+
+def held_out_example(lines: list[Line], at: int, owner: str) -> Example:
+    """Line `at` with the usable lines before it in its chat as context, from `owner`'s point of view."""
+    target = lines[at]
+    context: list[Turn] = []
+    for line in reversed(lines[:at]):
+        if line.chat != target.chat or len(context) == CONTEXT_TURNS:
+            break
+        if usable(line.text):
+            context.append(Turn(line.speaker, line.text.strip(), line.speaker == owner))
+    return Example(tuple(reversed(context)), target.text.strip())
+
+
+@dataclass
+class Split:
+    speaker: str
+    train_upto: int
+    """Index just past the speaker's last training line: the prefix their twin may learn from."""
+    test: list[int]
+
+
+def split_speakers(lines: list[Line], speakers: int, train_lines: int, test_lines: int) -> list[Split]:
+    counts = Counter(line.speaker for line in lines if usable(line.text))
+    chosen = [name for name, _ in counts.most_common(speakers)]
+    if len(chosen) < speakers:
+        raise ValueError(f"the corpus has only {len(chosen)} speakers; asked for {speakers}")
+    splits = []
+    for name in chosen:
+        own = [line.index for line in lines if line.speaker == name and usable(line.text)]
+        if len(own) < train_lines + test_lines:
+            raise ValueError(f"{name} has {len(own)} lines; {train_lines} + {test_lines} are needed")
+        splits.append(Split(name, own[train_lines - 1] + 1, own[train_lines: train_lines + test_lines]))
+    return splits
+
+
+def token_losses(model: torch.nn.Module, encoded: list[tuple[list[int], list[int]]], pad_id: int
+                 ) -> list[tuple[float, int]]:
+    """(summed negative log-likelihood, token count) of the labelled tokens of each sequence."""
+    results: list[tuple[float, int]] = [(0.0, 0)] * len(encoded)
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
+    for start in range(0, len(order), SCORE_BATCH):
+        picks = order[start: start + SCORE_BATCH]
+        width = max(len(encoded[i][0]) for i in picks)
+        ids = torch.full((len(picks), width), pad_id, dtype=torch.long)
+        labels = torch.full((len(picks), width), -100, dtype=torch.long)
+        mask = torch.zeros((len(picks), width), dtype=torch.long)
+        for row, i in enumerate(picks):
+            seq, lab = encoded[i]
+            ids[row, : len(seq)], labels[row, : len(lab)], mask[row, : len(seq)] = (
+                torch.tensor(seq), torch.tensor(lab), 1)
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            logits = model(input_ids=ids, attention_mask=mask).logits.float()
+        shifted, targets = logits[:, :-1], labels[:, 1:]
+        nll = torch.nn.functional.cross_entropy(shifted.transpose(1, 2), targets, ignore_index=-100, reduction="none")
+        counted = (targets != -100).sum(1)
+        for row, i in enumerate(picks):
+            results[i] = (float(nll[row].sum()), int(counted[row]))
+    return results
+
+
+def perplexity(pairs: list[tuple[float, int]]) -> float:
+    total, tokens = sum(p[0] for p in pairs), sum(p[1] for p in pairs)
+    return math.exp(total / tokens) if tokens else float("nan")
+
+
+def evaluate(settings: Settings, lines: list[Line], splits: list[Split], seed: int, progress: bool = True) -> dict:
+    random.seed(seed)
+    torch.manual_seed(seed)
+    cfg: TrainConfig = base_train_config(settings, seed)
+    names = [s.speaker for s in splits]
+    train_seconds, train_tokens = 0.0, 0
+    with tempfile.TemporaryDirectory(prefix="twin-eval-") as tmp:
+        adapters: dict[str, Path] = {}
+        for k, split in enumerate(splits):
+            examples = build_examples(as_messages(lines[: split.train_upto], split.speaker))
+            base, tokenizer = load_base_model(settings, dtype=torch.float32)
+            bar = tqdm(desc=f"training {split.speaker} ({k + 1}/{len(splits)})", unit="step", disable=not progress,
+                       leave=False)
+
+            def show(p, bar=bar) -> bool:  # noqa: ANN001 - a Progress
+                bar.total = p.total_steps
+                bar.n = p.step
+                bar.set_postfix(loss=f"{p.loss:.3f}")
+                return True
+
+            model, result = train_adapter(base, tokenizer, encode(tokenizer, split.speaker, examples, cfg.max_tokens),
+                                          cfg, progress=show)
+            bar.close()
+            train_seconds += result.seconds
+            train_tokens += result.tokens
+            adapters[split.speaker] = write_adapter(model, Path(tmp) / f"twin{k}")
+            del model, base
+
+        base, tokenizer = load_base_model(settings, dtype=torch.float32)
+        first, *rest = names
+        model = PeftModel.from_pretrained(base, str(adapters[first]), adapter_name="twin0")
+        for k, name in enumerate(rest, 1):
+            model.load_adapter(str(adapters[name]), adapter_name=f"twin{k}")
+        model.eval()
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        tests = [(owner_k, at) for owner_k, split in enumerate(splits) for at in split.test]
+        twin_loss: dict[int, list[tuple[float, int]]] = {}
+        base_loss: dict[int, list[tuple[float, int]]] = {}
+        for k, name in enumerate(tqdm(names, desc="scoring held-out lines", disable=not progress)):
+            encoded = encode(tokenizer, name, [held_out_example(lines, at, name) for _, at in tests], cfg.max_tokens)
+            model.set_adapter(f"twin{k}")
+            twin_loss[k] = token_losses(model, encoded, pad_id)
+            with model.disable_adapter():
+                base_loss[k] = token_losses(model, encoded, pad_id)
+
+    def mean_nll(pair: tuple[float, int]) -> float:
+        return pair[0] / max(pair[1], 1)
+
+    correct = 0
+    confusion = [[0] * len(names) for _ in names]
+    for i, (owner_k, _) in enumerate(tests):
+        scores = [mean_nll(twin_loss[k][i]) - mean_nll(base_loss[k][i]) for k in range(len(names))]
+        guess = min(range(len(names)), key=scores.__getitem__)
+        confusion[owner_k][guess] += 1
+        correct += guess == owner_k
+    own = [twin_loss[owner_k][i] for i, (owner_k, _) in enumerate(tests)]
+    base_own = [base_loss[owner_k][i] for i, (owner_k, _) in enumerate(tests)]
+    other = [twin_loss[k][i] for i, (owner_k, _) in enumerate(tests) for k in range(len(names)) if k != owner_k]
+    per_speaker = {name: round(confusion[k][k] / len(splits[k].test), 3) for k, name in enumerate(names)}
+    return {
+        "speakers": names, "attribution_accuracy": round(correct / len(tests), 4), "chance": round(1 / len(names), 4),
+        "ppl_base": round(perplexity(base_own), 2), "ppl_own": round(perplexity(own), 2),
+        "ppl_other": round(perplexity(other), 2), "train_seconds": round(train_seconds, 1),
+        "train_tokens_per_s": round(train_tokens / train_seconds, 1) if train_seconds else 0.0,
+        "per_speaker_accuracy": per_speaker, "confusion": confusion, "test_lines": len(tests),
+        "train_config": {"rank": cfg.rank, "epochs": cfg.epochs, "max_steps": cfg.max_steps,
+                         "max_tokens": cfg.max_tokens, "learning_rate": cfg.learning_rate},
+    }
+
+
+def table(report: dict) -> str:
+    rows = [f"{'speaker':<16} accuracy"] + [f"{name:<16} {acc:.2f}" for name, acc in report["per_speaker_accuracy"].items()]
+    drop = 1 - report["ppl_own"] / report["ppl_base"]
+    rows += ["", f"attribution accuracy {report['attribution_accuracy']:.3f} (chance {report['chance']:.3f})",
+             f"perplexity: base {report['ppl_base']}, own twin {report['ppl_own']} ({drop:.0%} lower), "
+             f"other twins {report['ppl_other']}",
+             f"training: {report['train_seconds']} s, {report['train_tokens_per_s']} tokens/s"]
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m persona.eval", description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, required=True, help="JSON lines {speaker, text[, chat]}")
+    parser.add_argument("--speakers", type=int, default=8)
+    parser.add_argument("--train-lines", type=int, default=300)
+    parser.add_argument("--test-lines", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, help="write the report here")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    started = time.monotonic()
+    try:
+        settings = load_settings()
+        lines = read_corpus(args.corpus)
+        splits = split_speakers(lines, args.speakers, args.train_lines, args.test_lines)
+        report = evaluate(settings, lines, splits, args.seed)
+    except (OSError, ValueError, SettingsError) as exc:
+        print(f"persona.eval: {exc}", file=sys.stderr)
+        return 2
+    report["wall_seconds"] = round(time.monotonic() - started, 1)
+    print(table(report))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""persona.eval on a tiny model: the report's numbers are consistent, distinct voices are told apart."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from persona.eval import evaluate, main, read_corpus, split_speakers
+from twinbot.settings import Settings
+
+VOICES = {
+    "Ann": ["ok ok ok {n}", "ok sure {n}", "ok fine {n} ok"],
+    "Bob": ["WHAT?! {n}!!!", "NO WAY {n}!!", "WOW {n}!!!"],
+    "Cat": ["hmm, {n} perhaps; indeed.", "indeed, {n} perhaps.", "perhaps {n}; hmm, indeed."],
+}
+
+
+def write_corpus(path: Path, lines_each: int) -> Path:
+    rng = random.Random(0)
+    rows = [(speaker, rng.choice(forms).format(n=rng.randint(0, 999)))
+            for _ in range(lines_each) for speaker, forms in VOICES.items()]
+    path.write_text("".join(json.dumps({"speaker": s, "text": t, "chat": "c"}) + "\n" for s, t in rows))
+    return path
+
+
+def test_eval_reports_and_tells_distinct_voices_apart(settings: Settings, tiny_model_dir: Path, tmp_path: Path) -> None:
+    s = settings.model_copy(update={"base_model": str(tiny_model_dir), "model_dtype": "float32",
+                                    "train_max_steps": 40})
+    lines = read_corpus(write_corpus(tmp_path / "c.jsonl", 80))
+    splits = split_speakers(lines, 3, 60, 10)
+    report = evaluate(s, lines, splits, seed=0, progress=False)
+    assert sorted(report["speakers"]) == sorted(VOICES) and report["chance"] == pytest.approx(1 / 3, abs=1e-3)
+    assert sum(map(sum, report["confusion"])) == report["test_lines"] == 30
+    assert report["ppl_own"] < report["ppl_base"] and report["ppl_own"] < report["ppl_other"]
+    assert report["attribution_accuracy"] > 0.6
+    assert report["train_tokens_per_s"] > 0
+
+
+def test_bad_corpus_and_too_few_lines_fail_clearly(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"speaker": "a", "text": "fine"}\nnot json\n')
+    assert main(["--corpus", str(bad)]) == 2
+    assert "bad.jsonl:2" in capsys.readouterr().err
+    small = write_corpus(tmp_path / "small.jsonl", 5)
+    assert main(["--corpus", str(small), "--speakers", "3", "--train-lines", "300", "--test-lines", "50"]) == 2
+    assert "lines; 300 + 50 are needed" in capsys.readouterr().err
