@@ -45,8 +45,9 @@ def grid(images: list[Image.Image], cols: int, border: int = BORDER) -> Image.Im
 
 
 def png_bytes(image: Image.Image) -> bytes:
+    """PNG at zlib's default level: `optimize=True` took five times as long for 3 % smaller files."""
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=True)
+    image.save(buffer, format="PNG")
     return buffer.getvalue()
 
 
