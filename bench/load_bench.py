@@ -1,26 +1,27 @@
-"""Many users at once on the real base model: reply latency, throughput, event-loop lag, adapter memory.
+"""Many users at once through the command layer: reply latency, throughput, event-loop lag, memory.
 
-`python bench/load_bench.py [--users 16] [--messages 2] [--adapters 1000]` prints one JSON object.
+`python bench/load_bench.py [--users 10] [--messages 2] [--adapters 1000]` prints one JSON object.
 
-Every simulated user owns a different LoRA adapter and chats with their twin (one message after
-another, as people do). The same load runs twice in this process: through the batching inference
-worker (the product's settings) and one request at a time (max batch 1), for each concurrency in
-1, 4, 8, ... up to --users; the top-level keys are for --users concurrent users. While replies are
-generated, a ticker measures how late the event loop wakes up (it must stay responsive). Last,
---adapters adapter directories are requested one after another through the LRU and the process's
-resident memory is read: it must stay near the LRU bound, not grow with the number on disk.
+N simulated users, each with a trained-shape LoRA adapter of their own, act concurrently on the
+real bundled model: they chat with their twins (one message after another, as people do), ask
+`/status` and `/avatar`, and one of them starts `/train` (the real trainer process then competes
+for the CPU). A ticker measures how late the event loop wakes up meanwhile. The same load runs
+twice, with the batching inference worker (the settings' MAX_BATCH_SIZE) and one request at a
+time (MAX_BATCH_SIZE=1), each on a fresh data dir. Last, --adapters users each ask their twin one
+thing, so that many adapters pass through the LRU, and the bot's resident memory is read.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import torch
@@ -28,20 +29,21 @@ from peft import get_peft_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from persona.generate import AdapterRef, InferenceWorker  # noqa: E402
-from persona.model import load_base_model, lora_config  # noqa: E402
-from persona.prompt import Turn, build_prompt_ids  # noqa: E402
-from twinbot.settings import load_settings  # noqa: E402
+from bot.commands import CommandLayer, Event, Reply, open_services  # noqa: E402
+from persona.model import load_base_model, lora_config, model_source  # noqa: E402
+from persona_store import NewMessage, Scope  # noqa: E402
+from twinbot.settings import Settings, load_settings  # noqa: E402
 
 LINES = ["hey, are you coming tonight?", "what did you think of the film", "ok but who's bringing snacks",
          "lol that's exactly what you said last time", "can you send me the notes from monday?"]
+DISTINCT_ADAPTERS = 8
 
 
 def rss_mb() -> float:
     with open("/proc/self/status") as fh:
         for line in fh:
             if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
+                return round(int(line.split()[1]) / 1024, 1)
     return float("nan")
 
 
@@ -50,34 +52,83 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
 
 
-def make_adapters(settings, root: Path, count: int) -> list[AdapterRef]:  # noqa: ANN001
-    """`count` adapter dirs: 8 distinct random LoRAs, hard-linked so 1,000 cost no extra disk."""
+class TimedOutbox:
+    """An adapter stand-in that notes when the answer arrives and whether it was an error."""
+
+    def __init__(self) -> None:
+        self.replies: list[Reply] = []
+        self.arrived = asyncio.Event()
+
+    async def send(self, reply: Reply) -> TimedOutbox:
+        self.replies.append(reply)
+        self.arrived.set()
+        return self
+
+    async def edit(self, reply: Reply) -> None:
+        self.replies.append(reply)
+
+    @property
+    def message_id(self) -> str:
+        return "bench"
+
+    @contextlib.asynccontextmanager
+    async def typing(self) -> AsyncIterator[None]:
+        yield
+
+
+def make_adapters(settings: Settings, root: Path) -> list[Path]:
+    """A few distinct random LoRAs of the product's shape (rank, target modules)."""
     base, _ = load_base_model(settings, dtype=torch.float32)
     model = get_peft_model(base, lora_config(settings.lora_rank))
-    originals = []
-    for k in range(min(8, count)):
+    paths = []
+    for k in range(DISTINCT_ADAPTERS):
         torch.manual_seed(k)
         for name, param in model.named_parameters():
             if "lora_B" in name:
                 torch.nn.init.normal_(param, std=0.02)
-        model.save_pretrained(root / f"u{k}")
-        originals.append(root / f"u{k}")
-    refs = []
-    for k in range(count):
-        target = root / f"u{k}"
-        if not target.exists():
-            target.mkdir()
-            for file in originals[k % len(originals)].iterdir():
-                os.link(file, target / file.name)
-        refs.append(AdapterRef(f"user{k}", str(target), 1.0))
-    return refs
+        model.save_pretrained(root / f"a{k}")
+        paths.append(root / f"a{k}")
+    return paths
 
 
-async def run_load(worker: InferenceWorker, prompts: list[list[int]], adapters: list[AdapterRef], users: int,
-                   messages: int, max_new_tokens: int) -> dict:
+def adapter_dir(sources: list[Path], root: Path, k: int) -> str:
+    """User k's adapter dir: hard links to one of the distinct ones, so 1,000 cost no disk."""
+    target = root / f"user{k}"
+    if not target.exists():
+        target.mkdir(parents=True)
+        for file in sources[k % len(sources)].iterdir():
+            os.link(file, target / file.name)
+    return str(target)
+
+
+def event(k: int, text: str, n: int) -> Event:
+    return Event(platform="bench", user_id=f"u{k}", user_name=f"user{k}", chat_id=f"dm{k}", is_dm=True,
+                 text=text, message_id=f"m{k}-{n}", ts=time.time())
+
+
+async def command(layer: CommandLayer, ev: Event) -> TimedOutbox:
+    out = TimedOutbox()
+    invocation = layer.parse_text_command(ev)
+    await (layer.on_message(ev, out) if invocation is None else layer.dispatch(invocation, out))
+    return out
+
+
+async def seed_users(layer: CommandLayer, sources: list[Path], root: Path, users: int) -> None:
+    store = layer.ctx.store
+    for k in range(users):
+        user = await store.users.get_or_create("bench", f"u{k}", f"user{k}")
+        await store.consent.set(user.id, Scope.LEARN, True)
+        await store.adapters.record(user.id, adapter_dir(sources, root, k), None, "bench", 0, {})
+    trainer = await store.users.get_or_create("bench", "u0", "user0")
+    await store.messages.add_many([
+        NewMessage(trainer.id, "bench", "old-chat", f"old{i}", "user0", True, float(i), f"{LINES[i % 5]} ({i})",
+                   "import") for i in range(120)])
+
+
+async def run_load(settings: Settings, sources: list[Path], users: int, messages: int, train: bool) -> dict:
     latencies: list[float] = []
     lags: list[float] = []
-    errors = 0
+    errors: list[str] = []
     done = asyncio.Event()
 
     async def ticker() -> None:
@@ -86,85 +137,88 @@ async def run_load(worker: InferenceWorker, prompts: list[list[int]], adapters: 
             await asyncio.sleep(0.01)
             lags.append((time.perf_counter() - started - 0.01) * 1000)
 
-    async def user(k: int) -> None:
-        nonlocal errors
+    async def user(layer: CommandLayer, k: int) -> None:
+        if train and k == 0:
+            out = await command(layer, event(k, "/train", -1))
+            errors.extend(r.text for r in out.replies if r.kind == "error")
         for m in range(messages):
             started = time.perf_counter()
-            try:
-                await worker.generate(prompts[(k + m) % len(prompts)], adapters[k % len(adapters)], max_new_tokens)
+            out = await command(layer, event(k, LINES[(k + m) % len(LINES)], m))
+            if any(r.speaker is not None for r in out.replies):
                 latencies.append(time.perf_counter() - started)
-            except Exception:
-                errors += 1
+            else:
+                errors.extend([r.text for r in out.replies] or ["no reply"])
+        for text in ("/status", "/avatar"):
+            out = await command(layer, event(k, text, 99))
+            errors.extend(r.text for r in out.replies if r.kind == "error")
 
-    tick = asyncio.create_task(ticker())
-    started = time.perf_counter()
-    await asyncio.gather(*(user(k) for k in range(users)))
-    wall = time.perf_counter() - started
-    done.set()
-    await tick
+    with tempfile.TemporaryDirectory(prefix="load-bench-") as tmp:
+        s = settings.model_copy(update={"data_dir": Path(tmp)})
+        async with open_services(s, with_model=True, with_avatars=True, with_trainer=train) as services:
+            layer = CommandLayer(s, services)
+            await seed_users(layer, sources, Path(tmp) / "user-adapters", users)
+            await command(layer, event(0, "warming up", -2))  # one-off costs (allocations, kernels)
+            tick = asyncio.create_task(ticker())
+            started = time.perf_counter()
+            await asyncio.gather(*(user(layer, k) for k in range(users)))
+            wall = time.perf_counter() - started
+            done.set()
+            await tick
+            stats = services.twins.worker.stats
+            await layer.close()
     return {"users": users, "reply_p50_s": round(percentile(latencies, 0.5), 3),
             "reply_p95_s": round(percentile(latencies, 0.95), 3), "replies_per_s": round(len(latencies) / wall, 3),
             "loop_lag_p50_ms": round(percentile(lags, 0.5), 2), "loop_lag_p99_ms": round(percentile(lags, 0.99), 2),
-            "errors": errors}
+            "errors": len(errors), "error_samples": sorted(set(errors))[:3], "largest_batch": stats.largest_batch,
+            "wall_s": round(wall, 1)}
+
+
+async def memory_with_adapters(settings: Settings, sources: list[Path], count: int) -> dict:
+    """`count` users ask their twin one short thing each: every adapter passes through the LRU."""
+    with tempfile.TemporaryDirectory(prefix="load-bench-mem-") as tmp:
+        s = settings.model_copy(update={"data_dir": Path(tmp), "max_new_tokens": 1,
+                                        "twin_replies_per_minute": 10_000})
+        async with open_services(s, with_model=True, with_avatars=False, with_trainer=False) as services:
+            layer = CommandLayer(s, services)
+            await seed_users(layer, sources, Path(tmp) / "user-adapters", count)
+            before = rss_mb()
+            samples = []
+            for k in range(count):
+                await command(layer, event(k, "hi", 0))
+                if k % 100 == 99 or k == count - 1:
+                    samples.append(rss_mb())
+            stats = services.twins.worker.stats
+            await layer.close()
+    return {"rss_mb_before": before, "rss_mb_every_100": samples, "adapter_loads": stats.adapter_loads,
+            "adapter_evictions": stats.adapter_evictions, "lru": settings.adapter_cache_size}
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, default=16)
+    parser.add_argument("--users", type=int, default=10)
     parser.add_argument("--messages", type=int, default=2, help="messages each user sends, one after another")
     parser.add_argument("--adapters", type=int, default=1000, help="adapters on disk for the memory check")
     parser.add_argument("--max-new-tokens", type=int, default=40)
     args = parser.parse_args()
-    settings = load_settings()
-    levels = sorted({1, *[n for n in (4, 8, 16, 32, 64) if n < args.users], args.users})
-
-    with tempfile.TemporaryDirectory(prefix="load-bench-") as tmp:
-        adapters = make_adapters(settings, Path(tmp), max(args.adapters, args.users))
-
-        def worker(max_batch: int) -> InferenceWorker:
-            return InferenceWorker(lambda: load_base_model(settings), threads=settings.inference_threads,
-                                   cache_size=max(settings.adapter_cache_size, args.users),
-                                   batch_window_s=settings.batch_window_ms / 1000, max_batch=max_batch)
-
-        batched, sequential = worker(settings.max_batch_size), worker(1)
-        await batched.start()
-        await sequential.start()
-        tokenizer = batched.tokenizer
-        prompts = [build_prompt_ids(tokenizer, "Ana", [Turn("Bo", line, False)], [], 256) for line in LINES]
-        for warm in (batched, sequential):  # first calls pay one-off costs (allocations, kernels)
-            await warm.generate(prompts[0], adapters[0], 4)
-        runs = []
-        for users in levels:
-            users_adapters = adapters[:users]
-            b = await run_load(batched, prompts, users_adapters, users, args.messages, args.max_new_tokens)
-            s = await run_load(sequential, prompts, users_adapters, users, args.messages, args.max_new_tokens)
-            runs.append({"users": users, "batched": b, "sequential": s,
-                         "batched_vs_sequential_throughput": round(b["replies_per_s"] / s["replies_per_s"], 2)})
-            print(json.dumps(runs[-1]), file=sys.stderr)
-        await sequential.close()
-
-        lru = settings.adapter_cache_size
-        memory_worker = InferenceWorker(lambda: load_base_model(settings), threads=settings.inference_threads,
-                                        cache_size=lru, batch_window_s=0.0, max_batch=1)
-        await batched.close()
-        await memory_worker.start()
-        before = rss_mb()
-        samples = []
-        for k, ref in enumerate(adapters[: args.adapters]):
-            await memory_worker.generate(prompts[0], ref, 1)  # loads it through the LRU, as a reply would
-            if k % 100 == 99:
-                samples.append(round(rss_mb(), 1))
-        await memory_worker.close()
-
-    top = runs[-1]
+    base = load_settings()
+    settings = base.model_copy(update={"base_model": str(model_source(base)), "max_new_tokens": args.max_new_tokens,
+                                       "adapter_cache_size": max(base.adapter_cache_size, 1)})
+    with tempfile.TemporaryDirectory(prefix="load-bench-adapters-") as tmp:
+        sources = make_adapters(settings, Path(tmp))
+        batched = await run_load(settings, sources, args.users, args.messages, train=True)
+        print(json.dumps({"batched": batched}), file=sys.stderr)
+        one_by_one = await run_load(settings.model_copy(update={"max_batch_size": 1}), sources, args.users,
+                                    args.messages, train=True)
+        print(json.dumps({"sequential": one_by_one}), file=sys.stderr)
+        memory = await memory_with_adapters(settings, sources, args.adapters) if args.adapters else {}
     report = {
-        "users": top["users"], **{k: top["batched"][k] for k in ("loop_lag_p50_ms", "loop_lag_p99_ms", "reply_p50_s",
-                                                                  "reply_p95_s", "replies_per_s", "errors")},
-        "rss_mb_1000_adapters": samples[-1] if samples else round(rss_mb(), 1),
-        "rss_mb_before_adapters": round(before, 1), "rss_mb_every_100_adapters": samples,
-        "adapter_lru": lru, "adapters_on_disk": args.adapters,
-        "batched_vs_sequential_throughput": top["batched_vs_sequential_throughput"],
-        "levels": runs, "max_new_tokens": args.max_new_tokens, "threads": settings.inference_threads,
+        **{k: batched[k] for k in ("users", "loop_lag_p50_ms", "loop_lag_p99_ms", "reply_p50_s", "reply_p95_s",
+                                   "replies_per_s", "errors")},
+        "rss_mb_1000_adapters": memory.get("rss_mb_every_100", [None])[-1],
+        "batched_vs_sequential_throughput": round(batched["replies_per_s"] / one_by_one["replies_per_s"], 2),
+        "batched": batched, "sequential": one_by_one, "memory": memory,
+        "max_new_tokens": args.max_new_tokens, "inference_threads": settings.inference_threads,
+        "max_batch_size": settings.max_batch_size,
     }
     print(json.dumps(report))
 
