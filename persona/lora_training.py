@@ -182,7 +182,12 @@ def train_adapter(
 
 
 def write_adapter(model: PeftModel, target: Path) -> Path:
-    """Save the adapter into a temp dir beside `target`, then rename it into place: never half-written.
+    """Save the adapter so that `target` is never seen half-written (see `write_dir_atomically`)."""
+    return write_dir_atomically(target, lambda staging: model.save_pretrained(staging, safe_serialization=True))
+
+
+def write_dir_atomically(target: Path, fill: Callable[[Path], object]) -> Path:
+    """Let `fill` write a temp dir beside `target`, fsync it, then rename it into place.
 
     Each training job writes its own `target` (a new directory), so readers of the previous
     adapter are never disturbed; the caller records the new path and removes older ones.
@@ -190,7 +195,7 @@ def write_adapter(model: PeftModel, target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        model.save_pretrained(staging, safe_serialization=True)
+        fill(staging)
         for file in staging.rglob("*"):
             if file.is_file():
                 with open(file, "rb") as fh:

@@ -21,12 +21,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
-from persona.examples import build_examples
+from persona.examples import Example, build_examples
 from persona.lora_training import Progress, TrainConfig, TrainingStopped, encode, train_adapter, write_adapter
 from persona.model import base_model_id, load_base_model
 from persona_store import JobAlreadyActive, JobState, Store, TrainingJob, User
@@ -65,6 +65,40 @@ def train_config(settings: Settings, job: TrainingJob) -> TrainConfig:
     )
 
 
+@dataclass(frozen=True)
+class TrainRun:
+    """One twin to train: what a backend needs, and where the adapter must land."""
+
+    owner_name: str
+    examples: list[Example]
+    config: TrainConfig
+    checkpoints: Path
+    target: Path
+
+
+Backend = Callable[[Settings, TrainRun, Callable[[Progress], bool]], dict]
+"""Trains a run to its target (blocking; called in a thread), reporting progress; returns the metrics.
+`progress` returning False means stop: the backend raises TrainingStopped."""
+
+
+def train_here(settings: Settings, run: TrainRun, progress: Callable[[Progress], bool]) -> dict:
+    """The `local` backend: train in this process, checkpointing so a killed worker resumes."""
+    base, tokenizer = load_base_model(settings, dtype=torch.float32)
+    encoded = encode(tokenizer, run.owner_name, run.examples, run.config.max_tokens)
+    model, result = train_adapter(base, tokenizer, encoded, run.config, progress=progress,
+                                  checkpoint_dir=run.checkpoints)
+    write_adapter(model, run.target)
+    return result.metrics()
+
+
+def backend_for(settings: Settings) -> Backend:
+    if settings.trainer_backend == "ray":
+        from persona.ray_backend import train_on_ray
+
+        return train_on_ray
+    return train_here
+
+
 def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
 
@@ -99,16 +133,9 @@ async def run_job(settings: Settings, store: Store, job: TrainingJob, *, stop: t
 
     checkpoints = checkpoint_dir(settings, user.id, job.id)
     target = adapter_path(settings, user.id, job.id)
-
-    def work() -> dict:
-        base, tokenizer = load_base_model(settings, dtype=torch.float32)
-        encoded = encode(tokenizer, user.display_name, examples, cfg.max_tokens)
-        model, result = train_adapter(base, tokenizer, encoded, cfg, progress=on_progress, checkpoint_dir=checkpoints)
-        write_adapter(model, target)
-        return result.metrics()
-
+    run = TrainRun(user.display_name, examples, cfg, checkpoints, target)
     try:
-        metrics = await asyncio.to_thread(work)
+        metrics = await asyncio.to_thread(backend_for(settings), settings, run, on_progress)
     except TrainingStopped:
         current = await store.jobs.get(job.id)
         if current is not None and current.state is JobState.RUNNING:

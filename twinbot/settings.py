@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     trainer_backend: Literal["local", "ray"] = "local"
     start_local_worker: bool = True
     ray_address: str | None = None
+    ray_task_cpus: int = Field(default=1, ge=1, le=256)
     shared_adapter_dir: Path | None = None
     train_max_minutes: float = Field(default=10.0, gt=0)
     train_max_steps: int = Field(default=400, ge=1)

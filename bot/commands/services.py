@@ -87,8 +87,7 @@ async def open_services(
             services.twins = TwinService(settings, store)
             await services.twins.start()
             stack.push_async_callback(services.twins.close)
-        start_trainer = settings.start_local_worker and settings.trainer_backend == "local"
-        if with_trainer if with_trainer is not None else (with_model and start_trainer):
+        if with_trainer if with_trainer is not None else (with_model and settings.start_local_worker):
             from persona.training import LocalTrainerProcess
 
             services.trainer = LocalTrainerProcess(settings)

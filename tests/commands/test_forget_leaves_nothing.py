@@ -43,7 +43,7 @@ async def test_forget_leaves_no_trace_in_any_file(settings: Settings, tiny_model
                                                   tmp_path: Path) -> None:
     s = settings.model_copy(update={
         "base_model": str(tiny_model_dir), "model_dtype": "float32", "avatar_weights": tiny_face_weights,
-        "max_new_tokens": 4, "inference_threads": 1, "train_max_steps": 6, "train_checkpoint_seconds": 0.0,
+        "max_new_tokens": 4, "inference_threads": 1, "train_max_steps": 6, "train_checkpoint_seconds": 0.01,
         "min_train_messages": 50,
     })
     export = tmp_path / "chat.jsonl"

@@ -1,0 +1,175 @@
+"""Speed and memory of the language twin on this machine; prints one JSON object.
+
+`python bench/persona_bench.py [--corpus office.jsonl] [--threads 2]`
+
+Keys: reply_p50_s / reply_p95_s (40 new tokens through the inference worker, a user adapter
+active), decode_tok_s_fp32 / decode_tok_s_bf16, adapter_switch_hot_ms (set_adapter between
+loaded adapters) / adapter_switch_cold_ms (load_adapter from disk), train_tok_s and
+train_2000_messages_s (a twin trained on 2,000 real lines of the corpus's busiest speaker with
+/train's settings, model load included; needs --corpus, see bench/office_corpus.py), rss_bot_mb
+(the serving process with the model loaded) and rss_trainer_mb (peak of the training process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from peft import get_peft_model
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from persona.generate import AdapterRef, InferenceWorker, Sampling  # noqa: E402
+from persona.model import load_base_model, lora_config, model_source  # noqa: E402
+from persona.prompt import Turn, build_prompt_ids  # noqa: E402
+from twinbot.settings import Settings, load_settings  # noqa: E402
+
+NEW_TOKENS = 40
+FORCED = Sampling(do_sample=True, repetition_penalty=1.15)
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
+def random_adapters(settings: Settings, root: Path, count: int) -> list[Path]:
+    base, _ = load_base_model(settings, dtype=torch.float32)
+    model = get_peft_model(base, lora_config(settings.lora_rank))
+    paths = []
+    for k in range(count):
+        torch.manual_seed(k)
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                torch.nn.init.normal_(param, std=0.02)
+        model.save_pretrained(root / f"a{k}")
+        paths.append(root / f"a{k}")
+    return paths
+
+
+def decode_tok_s(settings: Settings, dtype: torch.dtype, prompt: list[int], runs: int = 3) -> float:
+    model, tokenizer = load_base_model(settings, dtype=dtype)
+    ids = torch.tensor([prompt])
+    rates = []
+    with torch.inference_mode():
+        for _ in range(runs + 1):
+            started = time.perf_counter()
+            model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=NEW_TOKENS,
+                           min_new_tokens=NEW_TOKENS, do_sample=False, pad_token_id=tokenizer.eos_token_id)
+            rates.append(NEW_TOKENS / (time.perf_counter() - started))
+    return round(statistics.median(rates[1:]), 1)  # the first run pays one-off costs
+
+
+def switch_ms(settings: Settings, adapters: list[Path]) -> tuple[float, float]:
+    from peft import PeftModel
+
+    base, _ = load_base_model(settings)
+    model = PeftModel.from_pretrained(base, str(adapters[0]), adapter_name="a0")
+    model.load_adapter(str(adapters[1]), adapter_name="a1")
+    hot = []
+    for k in range(40):
+        started = time.perf_counter()
+        model.set_adapter(f"a{k % 2}")
+        hot.append((time.perf_counter() - started) * 1000)
+    cold = []
+    for k in range(2, len(adapters)):
+        started = time.perf_counter()
+        model.load_adapter(str(adapters[k]), adapter_name=f"a{k}")
+        cold.append((time.perf_counter() - started) * 1000)
+        model.delete_adapter(f"a{k}")
+    return round(statistics.median(hot), 2), round(statistics.median(cold), 1)
+
+
+async def reply_latencies(settings: Settings, prompt: list[int], adapter: Path, replies: int = 12
+                          ) -> tuple[list[float], float]:
+    """Replies through the inference worker, and the serving process's memory with the model loaded."""
+    worker = InferenceWorker(lambda: load_base_model(settings), threads=settings.inference_threads,
+                             cache_size=settings.adapter_cache_size, batch_window_s=settings.batch_window_ms / 1000,
+                             max_batch=settings.max_batch_size)
+    await worker.start()
+    ref = AdapterRef("bench", str(adapter), 1.0)
+    await worker.generate(prompt, ref, 4)
+    times = []
+    for _ in range(replies):
+        started = time.perf_counter()
+        await worker.generate(prompt, ref, NEW_TOKENS, FORCED)
+        times.append(time.perf_counter() - started)
+    memory = rss_mb()
+    await worker.close()
+    return times, memory
+
+
+def in_child(fn, args: tuple, threads: int):  # noqa: ANN001, ANN201
+    """fn(*args) (a function or a coroutine function) in a fresh process, so its memory is its own."""
+    context = multiprocessing.get_context("spawn")
+    out = context.Queue()
+    child = context.Process(target=_run_child, args=(fn, args, threads, out))
+    child.start()
+    result = out.get()
+    child.join()
+    return result
+
+
+def _run_child(fn, args: tuple, threads: int, out: multiprocessing.Queue) -> None:  # noqa: ANN001
+    torch.set_num_threads(threads)
+    out.put(asyncio.run(fn(*args)) if asyncio.iscoroutinefunction(fn) else fn(*args))
+
+
+def train_2000(settings: Settings, corpus: Path) -> dict:
+    """Runs in a child process, so its peak memory is the trainer's alone."""
+    from persona.eval import as_messages, read_corpus
+    from persona.examples import build_examples
+    from persona.lora_training import encode, train_adapter
+    from persona.train import base_train_config
+
+    lines = read_corpus(corpus)
+    speaker = max({line.speaker for line in lines}, key=lambda s: sum(line.speaker == s for line in lines))
+    own = [line.index for line in lines if line.speaker == speaker]
+    examples = build_examples(as_messages(lines[: own[1999] + 1], speaker))[:2000]
+    started = time.perf_counter()
+    base, tokenizer = load_base_model(settings, dtype=torch.float32)
+    cfg = base_train_config(settings, 0)
+    _, result = train_adapter(base, tokenizer, encode(tokenizer, speaker, examples, cfg.max_tokens), cfg)
+    return {"train_2000_messages_s": round(time.perf_counter() - started, 1),
+            "train_tok_s": round(result.tokens / result.seconds, 1), "train_steps": result.steps,
+            "train_examples": len(examples), "rss_trainer_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, help="JSON lines {speaker, text}: times training on 2,000 lines")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    base = load_settings()
+    settings = base.model_copy(update={"base_model": str(model_source(base)), "inference_threads": args.threads})
+    report: dict = {"threads": args.threads}
+    with tempfile.TemporaryDirectory(prefix="persona-bench-") as tmp:
+        adapters = random_adapters(settings, Path(tmp), 8)
+        _, tokenizer = load_base_model(settings)
+        prompt = build_prompt_ids(tokenizer, "Ana", [Turn("Bo", "so what did you do this weekend?", False)], [], 256)
+        report["decode_tok_s_fp32"] = decode_tok_s(settings, torch.float32, prompt)
+        report["decode_tok_s_bf16"] = decode_tok_s(settings, torch.bfloat16, prompt)
+        report["adapter_switch_hot_ms"], report["adapter_switch_cold_ms"] = switch_ms(settings, adapters)
+        times, report["rss_bot_mb"] = in_child(reply_latencies, (settings, prompt, adapters[0]), args.threads)
+        report["reply_p50_s"] = round(statistics.median(times), 3)
+        report["reply_p95_s"] = round(sorted(times)[round(0.95 * (len(times) - 1))], 3)
+    if args.corpus:
+        report.update(in_child(train_2000, (settings, args.corpus), args.threads))
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()

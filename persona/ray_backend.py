@@ -1,0 +1,107 @@
+"""The `ray` training backend (TRAINER_BACKEND=ray): each twin trains as a Ray task on a cluster.
+
+The worker (`python -m persona.train --worker`, which the bot starts) still owns the queue: it
+claims a job, reads the examples from the store, and hands them to a task on the cluster named by
+RAY_ADDRESS (or a local Ray when unset). The task loads the base model on its node, trains with
+the same code and settings as the local backend, streams progress back through a Ray queue (the
+worker heartbeats it into the store, so /train's message moves as usual) and returns the adapter's
+files, which land in the adapter dir (or SHARED_ADAPTER_DIR) with the same atomic rename.
+Cancelling, /forget or a stopping worker cancel the task. A Ray task keeps no checkpoint: a job
+interrupted on the cluster starts again from step 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import ray
+from ray.util.queue import Empty, Queue
+
+from persona.examples import Example
+from persona.lora_training import (
+    Progress,
+    TrainConfig,
+    TrainingStopped,
+    encode,
+    train_adapter,
+    write_adapter,
+    write_dir_atomically,
+)
+from persona.train import TrainRun
+from twinbot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+WAIT_S = 0.5
+SECRETS = ("discord_token", "telegram_token", "telegram_webhook_secret")
+"""Never shipped to the cluster: training needs no platform credentials."""
+
+
+def connect(settings: Settings) -> None:
+    """Join the cluster at RAY_ADDRESS (a local one when unset), once per process."""
+    if not ray.is_initialized():
+        ray.init(address=settings.ray_address, ignore_reinit_error=True, log_to_driver=False)
+        log.info("connected to Ray at %s", settings.ray_address or "a local instance")
+
+
+@ray.remote(max_retries=0)
+def _train_task(settings: Settings, owner_name: str, examples: list[Example], config: TrainConfig,
+                progress: Queue) -> tuple[dict[str, bytes], dict]:
+    """Runs on a cluster node: train, then return the adapter as {file name: bytes} and the metrics."""
+    import torch
+
+    from persona.model import load_base_model
+
+    torch.set_num_threads(max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))))
+    base, tokenizer = load_base_model(settings, dtype=torch.float32)
+
+    def report(p: Progress) -> bool:
+        progress.put(p)
+        return True
+
+    model, result = train_adapter(base, tokenizer, encode(tokenizer, owner_name, examples, config.max_tokens),
+                                  config, progress=report)
+    with tempfile.TemporaryDirectory() as tmp:
+        written = write_adapter(model, Path(tmp) / "adapter")
+        files = {p.name: p.read_bytes() for p in written.iterdir() if p.is_file()}
+    return files, result.metrics()
+
+
+def _latest(queue: Queue) -> Progress | None:
+    latest = None
+    while True:
+        try:
+            latest = queue.get_nowait()
+        except Empty:
+            return latest
+
+
+def train_on_ray(settings: Settings, run: TrainRun, progress: Callable[[Progress], bool]) -> dict:
+    """The Backend: train `run` on the cluster, relay its progress, land its adapter at run.target."""
+    connect(settings)
+    queue = Queue(actor_options={"num_cpus": 0})
+    clean = settings.model_copy(update={name: None for name in SECRETS})
+    task = _train_task.options(num_cpus=settings.ray_task_cpus).remote(
+        clean, run.owner_name, run.examples, run.config, queue)
+    try:
+        while True:
+            done, _ = ray.wait([task], timeout=WAIT_S)
+            latest = _latest(queue)
+            if latest is not None and not progress(latest):
+                ray.cancel(task, force=True)
+                raise TrainingStopped(f"stopped at step {latest.step} of {latest.total_steps}")
+            if done:
+                break
+        files, metrics = ray.get(task)
+    finally:
+        ray.kill(queue.actor)
+
+    def fill(staging: Path) -> None:
+        for name, data in files.items():
+            (staging / name).write_bytes(data)
+
+    write_dir_atomically(run.target, fill)
+    return metrics

@@ -1,0 +1,61 @@
+"""TRAINER_BACKEND=ray: a real local Ray runs a real (tiny-model) training job, progress reaches the store."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import pytest
+
+from persona.train import run_worker
+from persona_store import JobState, Store
+from tests.persona.test_worker import seed_user
+from twinbot.settings import Settings
+
+ray = pytest.importorskip("ray", reason="the ray extra is part of the dev install (make test)")
+
+
+@pytest.fixture(scope="module")
+def local_ray():  # noqa: ANN201
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+async def test_a_job_trains_on_ray_and_its_adapter_lands_in_the_shared_dir(
+        local_ray: None, settings: Settings, tiny_model_dir: Path, tmp_path: Path) -> None:
+    s = settings.model_copy(update={
+        "trainer_backend": "ray", "base_model": str(tiny_model_dir), "model_dtype": "float32",
+        "train_max_steps": 12, "shared_adapter_dir": tmp_path / "shared", "telegram_token": "never-shipped",
+    })
+    async with Store.open_context(s) as store:
+        user = await seed_user(store)
+        job = await store.jobs.enqueue(user.id, {})
+        await run_worker(s, threading.Event(), once=True)
+        done = await store.jobs.get(job.id)
+        assert done.state is JobState.DONE, done.error
+        assert done.step == 12 and done.progress == pytest.approx(1.0)
+        adapter = await store.adapters.get(user.id)
+        path = Path(adapter.path)
+        assert path.parent.parent == tmp_path / "shared"
+        assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in path.iterdir()}
+        assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no staging dir left
+
+
+async def test_a_cancelled_job_stops_the_ray_task(local_ray: None, settings: Settings, tiny_model_dir: Path) -> None:
+    s = settings.model_copy(update={"trainer_backend": "ray", "base_model": str(tiny_model_dir),
+                                    "model_dtype": "float32", "train_max_steps": 100_000})
+    async with Store.open_context(s) as store:
+        user = await seed_user(store)
+        job = await store.jobs.enqueue(user.id, {})
+        worker = asyncio.create_task(run_worker(s, threading.Event(), once=True))
+        for _ in range(600):
+            current = await store.jobs.get(job.id)
+            if current.step and current.step > 2:
+                break
+            await asyncio.sleep(0.1)
+        await store.jobs.cancel_active(user.id)
+        await asyncio.wait_for(worker, 60)
+        assert (await store.jobs.get(job.id)).state is JobState.CANCELLED
+        assert await store.adapters.get(user.id) is None
