@@ -70,12 +70,45 @@ class Discriminator(nn.Module):
 
 
 def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
-    """ema <- decay·ema + (1-decay)·model for parameters; buffers (BatchNorm stats) copied."""
+    """ema <- decay·ema + (1-decay)·model, parameters only (see `standing_stats` for BatchNorm)."""
     with torch.no_grad():
         for e, m in zip(ema.parameters(), model.parameters(), strict=True):
             e.lerp_(m, 1 - decay)
-        for e, m in zip(ema.buffers(), model.buffers(), strict=True):
-            e.copy_(m)
+
+
+def standing_stats(generator: Generator, batches: int = 16, batch: int = 64, seed: int = 0) -> None:
+    """Recompute BatchNorm statistics for the generator's own weights.
+
+    The running statistics of the trained G belong to G's weights, not to the EMA average of them;
+    sampling the EMA with borrowed statistics washes faces out into noise. Averaging the batch
+    statistics of a few batches the EMA itself generates (as BigGAN does) fixes that.
+    """
+    norms = [m for m in generator.modules() if isinstance(m, nn.BatchNorm2d)]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a cumulative average over the batches below
+    rng = torch.Generator().manual_seed(seed)
+    generator.train()
+    with torch.no_grad():
+        for _ in range(batches):
+            generator(torch.randn(batch, generator.cfg.nz, generator=rng),
+                      torch.randint(generator.cfg.n_styles, (batch,), generator=rng))
+    for norm in norms:
+        norm.momentum = 0.1
+    generator.eval()
+
+
+def mode_seeking_penalty(images: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """MSGAN's term (Mao et al., 2019) on pairs (first half, second half) that share a style.
+
+    A conditional G readily learns one face per style and ignores z; this grows as the distance
+    between two faces shrinks relative to the distance between their latents, so it pushes G to
+    let z matter.
+    """
+    half = images.shape[0] // 2
+    apart = (images[:half] - images[half:2 * half]).abs().flatten(1).mean(1)
+    latent = (z[:half] - z[half:2 * half]).abs().mean(1)
+    return (1 / (apart / latent + 1e-5)).mean()
 
 
 def param_count(model: nn.Module) -> int:

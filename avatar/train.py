@@ -19,10 +19,11 @@ from tqdm import tqdm
 
 from avatar.checkpoint import atomic_save, save_generator
 from avatar.faces import DEFAULT_STYLES, build_faces
-from avatar.model import Discriminator, GanConfig, Generator, ema_update
+from avatar.model import Discriminator, GanConfig, Generator, ema_update, mode_seeking_penalty, standing_stats
 from avatar.render import grid, png_bytes, to_images
 
-EMA_DECAY = 0.999
+EMA_DECAY = 0.998
+MODE_SEEKING_WEIGHT = 1.0
 CHECKPOINT_EVERY_S = 120.0
 
 
@@ -30,7 +31,7 @@ def sample_sheet(generator: Generator, styles: tuple[str, ...], per_style: int =
     """A PNG with one row per style, the same latents in every row (to see what the style does)."""
     z = torch.from_numpy(np.random.default_rng(seed).standard_normal((per_style, generator.cfg.nz)).astype(np.float32))
     images = []
-    generator.eval()
+    standing_stats(generator)
     with torch.inference_mode():
         for index in range(len(styles)):
             images += to_images(generator(z, torch.full((per_style,), index, dtype=torch.long)))
@@ -80,12 +81,14 @@ def train(styles: tuple[str, ...], images: int, minutes: float, out: Path, *, ba
         real = real_all[idx].float().div(127.5).sub(1)
         real = torch.where(torch.rand(batch, 1, 1, 1, generator=generator) < 0.5, real, real.flip(3))
         style = label_all[idx]
-        fake = g(torch.randn(batch, cfg.nz), style)
-        d_loss = F.relu(1 - d(real, style)).mean() + F.relu(1 + d(fake.detach(), style)).mean()
+        fake_style = style[: batch // 2].repeat(2)  # pairs sharing a style, for the mode-seeking term
+        z = torch.randn(batch, cfg.nz)
+        fake = g(z, fake_style)
+        d_loss = F.relu(1 - d(real, style)).mean() + F.relu(1 + d(fake.detach(), fake_style)).mean()
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()
-        g_loss = -d(fake, style).mean()
+        g_loss = -d(fake, fake_style).mean() + MODE_SEEKING_WEIGHT * mode_seeking_penalty(fake, z)
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()
@@ -105,6 +108,7 @@ def train(styles: tuple[str, ...], images: int, minutes: float, out: Path, *, ba
     summary = {"steps": step, "seconds": round(seconds, 1), "images_seen": step * batch, "batch": batch,
                "dataset_images": images, "seed": seed, "d_loss": round(d_loss.item(), 4),
                "g_loss": round(g_loss.item(), 4)}
+    standing_stats(ema)
     save_generator(out / "generator.pt", ema, styles, summary)
     (out / "samples.png").write_bytes(sample_sheet(ema, styles))
     return summary

@@ -11,7 +11,7 @@ import torch
 
 from avatar.checkpoint import WeightsError, load_generator, save_generator
 from avatar.faces import DEFAULT_STYLES, build_faces, licence_of, render_face
-from avatar.model import Discriminator, GanConfig, Generator, param_count
+from avatar.model import Discriminator, GanConfig, Generator, mode_seeking_penalty, param_count, standing_stats
 from avatar.service import BUNDLED_WEIGHTS
 from avatar.train import train
 from tests.avatar.gan_fixtures import TINY_STYLES
@@ -34,6 +34,27 @@ def test_the_style_conditions_the_output() -> None:
     with torch.no_grad():
         a, b = g(z, torch.tensor([0])), g(z, torch.tensor([1]))
     assert not torch.allclose(a, b)
+
+
+def test_standing_stats_give_the_generator_its_own_batchnorm_statistics() -> None:
+    torch.manual_seed(0)
+    g = Generator(GanConfig(n_styles=2, ngf=8))
+    for module in g.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.fill_(3.0)  # statistics that belong to other weights (like an EMA copy's)
+    z, style = torch.randn(256, g.cfg.nz), torch.randint(2, (256,))
+    with torch.no_grad():
+        own = g.train()(z, style)
+        assert (g.eval()(z, style) - own).abs().mean() > 0.1
+        standing_stats(g, batches=8)
+        assert not g.training and (g(z, style) - own).abs().mean() < 0.05
+
+
+def test_mode_seeking_penalty_punishes_a_generator_that_ignores_z() -> None:
+    z = torch.randn(8, 16)
+    same = torch.zeros(8, 3, 4, 4)
+    varied = torch.randn(8, 3, 4, 4)
+    assert mode_seeking_penalty(same, z) > 1000 * mode_seeking_penalty(varied, z)
 
 
 def test_rendered_training_faces_are_deterministic_and_licensed(tmp_path: Path) -> None:
