@@ -24,13 +24,12 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import torch
-from peft import get_peft_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.shared import percentile, random_adapters, rss_mb  # noqa: E402
 from bot.commands import CommandLayer, Event, Reply, open_services  # noqa: E402
-from persona.model import load_base_model, lora_config, model_source  # noqa: E402
+from persona.model import model_source  # noqa: E402
 from persona_store import NewMessage, Scope  # noqa: E402
 from twinbot.settings import Settings, load_settings  # noqa: E402
 
@@ -39,17 +38,7 @@ LINES = ["hey, are you coming tonight?", "what did you think of the film", "ok b
 DISTINCT_ADAPTERS = 8
 
 
-def rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    return float("nan")
 
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
 
 
 class TimedOutbox:
@@ -75,20 +64,6 @@ class TimedOutbox:
     async def typing(self) -> AsyncIterator[None]:
         yield
 
-
-def make_adapters(settings: Settings, root: Path) -> list[Path]:
-    """A few distinct random LoRAs of the product's shape (rank, target modules)."""
-    base, _ = load_base_model(settings, dtype=torch.float32)
-    model = get_peft_model(base, lora_config(settings.lora_rank))
-    paths = []
-    for k in range(DISTINCT_ADAPTERS):
-        torch.manual_seed(k)
-        for name, param in model.named_parameters():
-            if "lora_B" in name:
-                torch.nn.init.normal_(param, std=0.02)
-        model.save_pretrained(root / f"a{k}")
-        paths.append(root / f"a{k}")
-    return paths
 
 
 def adapter_dir(sources: list[Path], root: Path, k: int) -> str:
@@ -204,7 +179,7 @@ async def main() -> None:
     settings = base.model_copy(update={"base_model": str(model_source(base)), "max_new_tokens": args.max_new_tokens,
                                        "adapter_cache_size": max(base.adapter_cache_size, 1)})
     with tempfile.TemporaryDirectory(prefix="load-bench-adapters-") as tmp:
-        sources = make_adapters(settings, Path(tmp))
+        sources = random_adapters(settings, Path(tmp), DISTINCT_ADAPTERS)
         batched = await run_load(settings, sources, args.users, args.messages, train=True)
         print(json.dumps({"batched": batched}), file=sys.stderr)
         one_by_one = await run_load(settings.model_copy(update={"max_batch_size": 1}), sources, args.users,

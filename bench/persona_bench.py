@@ -24,12 +24,12 @@ import time
 from pathlib import Path
 
 import torch
-from peft import get_peft_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.shared import percentile, random_adapters, rss_mb  # noqa: E402
 from persona.generate import AdapterRef, InferenceWorker, Sampling  # noqa: E402
-from persona.model import load_base_model, lora_config, model_source  # noqa: E402
+from persona.model import load_base_model, model_source  # noqa: E402
 from persona.prompt import Turn, build_prompt_ids  # noqa: E402
 from twinbot.settings import Settings, load_settings  # noqa: E402
 
@@ -37,26 +37,7 @@ NEW_TOKENS = 40
 FORCED = Sampling(do_sample=True, repetition_penalty=1.15)
 
 
-def rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    return float("nan")
 
-
-def random_adapters(settings: Settings, root: Path, count: int) -> list[Path]:
-    base, _ = load_base_model(settings, dtype=torch.float32)
-    model = get_peft_model(base, lora_config(settings.lora_rank))
-    paths = []
-    for k in range(count):
-        torch.manual_seed(k)
-        for name, param in model.named_parameters():
-            if "lora_B" in name:
-                torch.nn.init.normal_(param, std=0.02)
-        model.save_pretrained(root / f"a{k}")
-        paths.append(root / f"a{k}")
-    return paths
 
 
 def decode_tok_s(settings: Settings, dtype: torch.dtype, prompt: list[int], runs: int = 3) -> float:
@@ -165,7 +146,7 @@ def main() -> None:
         report["adapter_switch_hot_ms"], report["adapter_switch_cold_ms"] = switch_ms(settings, adapters)
         times, report["rss_bot_mb"] = in_child(reply_latencies, (settings, prompt, adapters[0]), args.threads)
         report["reply_p50_s"] = round(statistics.median(times), 3)
-        report["reply_p95_s"] = round(sorted(times)[round(0.95 * (len(times) - 1))], 3)
+        report["reply_p95_s"] = round(percentile(times, 0.95), 3)
     if args.corpus:
         report.update(in_child(train_2000, (settings, args.corpus), args.threads))
     print(json.dumps(report))

@@ -28,7 +28,7 @@ class DiscordRig:
     layer: CommandLayer
 
     def followups(self, token: str) -> list:
-        return [r for r in self.fake.requests if r.method == "POST" and f"/webhooks/" in r.path and token in r.path]
+        return [r for r in self.fake.requests if r.method == "POST" and "/webhooks/" in r.path and token in r.path]
 
     async def followup(self, token: str, needle: str = "") -> object:
         """The first follow-up of an interaction whose content (or embed) contains `needle`."""

@@ -17,7 +17,7 @@ from persona.imports import ImportFailed, import_export
 from persona.imports.detect import open_reader
 from persona.imports.importer import scan
 from persona_store import Scope, Store
-from tests.imports.exports import chat_exporter, discord_package, jsonl, telegram_chat
+from tests.imports.exports import jsonl, telegram_chat
 from twinbot.settings import Settings, settings_env
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,0 +1,40 @@
+"""What the benchmarks share: memory readings, percentiles and stand-in user adapters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from peft import get_peft_model
+
+from persona.model import load_base_model, lora_config
+from twinbot.settings import Settings
+
+
+def rss_mb() -> float:
+    """This process's resident memory now, in MiB."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
+
+
+def random_adapters(settings: Settings, root: Path, count: int) -> list[Path]:
+    """`count` distinct random LoRAs of the product's shape (rank, target modules), saved like trained ones."""
+    base, _ = load_base_model(settings, dtype=torch.float32)
+    model = get_peft_model(base, lora_config(settings.lora_rank))
+    paths = []
+    for k in range(count):
+        torch.manual_seed(k)
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                torch.nn.init.normal_(param, std=0.02)
+        model.save_pretrained(root / f"a{k}")
+        paths.append(root / f"a{k}")
+    return paths
