@@ -121,7 +121,7 @@ def token_losses(model: torch.nn.Module, encoded: list[tuple[list[int], list[int
             seq, lab = encoded[i]
             ids[row, : len(seq)], labels[row, : len(lab)], mask[row, : len(seq)] = (
                 torch.tensor(seq), torch.tensor(lab), 1)
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.inference_mode():
             logits = model(input_ids=ids, attention_mask=mask).logits.float()
         shifted, targets = logits[:, :-1], labels[:, 1:]
         nll = torch.nn.functional.cross_entropy(shifted.transpose(1, 2), targets, ignore_index=-100, reduction="none")
@@ -164,7 +164,7 @@ def evaluate(settings: Settings, lines: list[Line], splits: list[Split], seed: i
             adapters[split.speaker] = write_adapter(model, Path(tmp) / f"twin{k}")
             del model, base
 
-        base, tokenizer = load_base_model(settings, dtype=torch.float32)
+        base, tokenizer = load_base_model(settings, dtype=torch.bfloat16)  # scoring only: bf16 is 2-3x faster
         first, *rest = names
         model = PeftModel.from_pretrained(base, str(adapters[first]), adapter_name="twin0")
         for k, name in enumerate(rest, 1):

@@ -13,7 +13,7 @@ from itertools import groupby
 from persona.prompt import Turn
 from persona_store import StoredMessage
 
-CONTEXT_TURNS = 6
+CONTEXT_TURNS = 4
 CONTEXT_GAP_S = 6 * 3600  # lines from hours earlier are another conversation
 _BARE_LINK = re.compile(r"^\s*(<?https?://\S+>?\s*)+$", re.IGNORECASE)
 _ATTACHMENT_ONLY = re.compile(r"^\s*\[(attachment|photo|sticker|image|file|video|voice)[^\]]*\]\s*$", re.IGNORECASE)

@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     ray_address: str | None = None
     ray_task_cpus: int = Field(default=1, ge=1, le=256)
     shared_adapter_dir: Path | None = None
-    train_max_minutes: float = Field(default=10.0, gt=0)
+    train_max_minutes: float = Field(default=5.0, gt=0)
     train_max_steps: int = Field(default=400, ge=1)
     min_train_messages: int = Field(default=50, ge=1)
     lora_rank: int = Field(default=8, ge=1, le=256)

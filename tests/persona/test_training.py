@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,7 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
 from persona.examples import Example
-from persona.lora_training import TrainConfig, TrainingStopped, encode, train_adapter, write_adapter
+from persona.lora_training import TrainConfig, TrainingStopped, bucketed_order, encode, train_adapter, write_adapter
 from persona.prompt import Turn
 
 torch.set_num_threads(1)
@@ -63,3 +65,18 @@ def test_adapter_is_written_whole_and_reloads(tiny_model_dir: Path, tokenizer, t
     ids = torch.tensor([tokenizer("hello there")["input_ids"]])
     with torch.no_grad():
         assert torch.allclose(model(input_ids=ids).logits, reloaded(input_ids=ids).logits, atol=1e-5)
+
+
+def test_batches_group_similar_lengths_without_losing_examples() -> None:
+    lengths = [random.Random(i).randint(10, 160) for i in range(400)]
+    order = bucketed_order(lengths, 8, seed=3)
+    assert sorted(order) == list(range(400))
+
+    def padding(o: list[int]) -> int:
+        return sum(8 * max(lengths[i] for i in o[k:k + 8]) - sum(lengths[i] for i in o[k:k + 8])
+                   for k in range(0, len(o), 8))
+
+    shuffled = list(range(400))
+    random.Random(3).shuffle(shuffled)
+    assert padding(order) < padding(shuffled) / 3
+    assert order != sorted(order, key=lengths.__getitem__)  # still shuffled, not one long sort
