@@ -2,7 +2,8 @@
 
 `python bench/avatar_bench.py [--weights avatar/weights/generator.pt] [--n 2000]`
 
-Keys: ms_per_face (one 256 px face, generator + upscale), ms_per_grid16 (16 faces, grid, PNG),
+Keys: ms_per_face (one 256 px face, generator + upscale), ms_per_grid16 (16 such faces in a bordered
+grid image; encoding that 1,040 px sheet as PNG is ms_png_encode_grid16, reported apart),
 fid, fid_real_floor, fid_untrained. No Inception network can be downloaded here, so the FIDs use
 the features of a small style classifier trained in this run on freshly rendered DiceBear faces
 (never the training set's seeds). Read them side by side: `fid_real_floor` (real vs real) is the
@@ -104,8 +105,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", type=Path, default=BUNDLED_WEIGHTS)
     parser.add_argument("--n", type=int, default=2000, help="faces per set in the FIDs")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--cache", type=Path, default=Path("bench/out/cache"))
+    parser.add_argument("--sheets", type=Path, default=Path("bench/out/avatar"), help="per-style sample grids")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -115,7 +117,14 @@ def main() -> None:
     latents = [renderer.latent(seed) for seed in range(16)]
     renderer.faces(latents[:1], styles[0])  # warm-up
     ms_face = timed_ms(lambda: renderer.faces(latents[:1], styles[0]), 30)
-    ms_grid = timed_ms(lambda: png_bytes(grid(renderer.faces(latents, styles[0]), 4)), 10)
+    ms_grid = timed_ms(lambda: grid(renderer.faces(latents, styles[0]), 4), 10)
+    sheet = grid(renderer.faces(latents, styles[0]), 4)
+    ms_png = timed_ms(lambda: png_bytes(sheet), 5)
+
+    args.sheets.mkdir(parents=True, exist_ok=True)
+    sheet_latents = [renderer.latent(1000 + k) for k in range(16)]
+    for style in styles:
+        (args.sheets / f"{style}.png").write_bytes(png_bytes(grid(renderer.faces(sheet_latents, style, 128), 4)))
 
     # Seeds 11, 12, 13: none of them is the training set's (seed 0).
     train_x, train_y = build_faces(styles, args.n, seed=11, cache_dir=args.cache)
@@ -130,6 +139,7 @@ def main() -> None:
     report = {
         "ms_per_face": ms_face,
         "ms_per_grid16": ms_grid,
+        "ms_png_encode_grid16": ms_png,
         "fid": round(frechet(reference, features(net, generated(loaded.generator, labels, 1))), 3),
         "fid_real_floor": round(frechet(reference, features(net, as_input(real_b))), 3),
         "fid_untrained": round(frechet(reference, features(net, generated(untrained, labels, 1))), 3),
@@ -137,6 +147,7 @@ def main() -> None:
         "feature_net_accuracy": round(accuracy, 3),
         "faces_per_set": args.n,
         "threads": args.threads,
+        "sample_sheets": str(args.sheets),
     }
     print(json.dumps(report))
 
