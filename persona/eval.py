@@ -121,13 +121,20 @@ def token_losses(model: torch.nn.Module, encoded: list[tuple[list[int], list[int
             seq, lab = encoded[i]
             ids[row, : len(seq)], labels[row, : len(lab)], mask[row, : len(seq)] = (
                 torch.tensor(seq), torch.tensor(lab), 1)
+        targets = labels[:, 1:]
+        scored = targets != -100
         with torch.inference_mode():
-            logits = model(input_ids=ids, attention_mask=mask).logits.float()
-        shifted, targets = logits[:, :-1], labels[:, 1:]
-        nll = torch.nn.functional.cross_entropy(shifted.transpose(1, 2), targets, ignore_index=-100, reduction="none")
-        counted = (targets != -100).sum(1)
+            # Only the owner's line is scored: the vocabulary projection (49k wide) runs on those
+            # positions alone instead of on every token of the prompt.
+            causal_lm = model.get_base_model()
+            hidden = causal_lm.model(input_ids=ids, attention_mask=mask).last_hidden_state[:, :-1]
+            logits = causal_lm.lm_head(hidden[scored]).float()
+        nll = torch.nn.functional.cross_entropy(logits, targets[scored], reduction="none")
+        rows = torch.arange(len(picks)).unsqueeze(1).expand_as(targets)[scored]
+        sums = torch.zeros(len(picks), dtype=torch.float64).index_add_(0, rows, nll.double())
+        counted = scored.sum(1)
         for row, i in enumerate(picks):
-            results[i] = (float(nll[row].sum()), int(counted[row]))
+            results[i] = (float(sums[row]), int(counted[row]))
     return results
 
 
