@@ -86,11 +86,14 @@ def train_on_ray(settings: Settings, run: TrainRun, progress: Callable[[Progress
     clean = settings.model_copy(update={name: None for name in SECRETS})
     task = _train_task.options(num_cpus=settings.ray_task_cpus).remote(
         clean, run.owner_name, run.examples, run.config, queue)
+    # Until the task reports (it is waiting for a node, or loading the model), "step 0" keeps the
+    # job's heartbeat alive and still lets a cancellation through.
+    latest = Progress(0, 0, None, None, 0.0)
     try:
         while True:
             done, _ = ray.wait([task], timeout=WAIT_S)
-            latest = _latest(queue)
-            if latest is not None and not progress(latest):
+            latest = _latest(queue) or latest
+            if not progress(latest):
                 ray.cancel(task, force=True)
                 raise TrainingStopped(f"stopped at step {latest.step} of {latest.total_steps}")
             if done:
