@@ -6,14 +6,13 @@ load with `weights_only=True` (plain tensors and values, no pickled code).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from avatar.model import GanConfig, Generator
+from twinbot.atomic import save_torch_atomically
 
 FORMAT = "twinbot-face-gan/1"
 
@@ -30,21 +29,10 @@ class LoadedGenerator:
     meta: dict
 
 
-def atomic_save(obj: Any, path: Path) -> None:
-    """torch.save to path.tmp, fsync, rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        torch.save(obj, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def save_generator(path: Path, generator: Generator, styles: tuple[str, ...], meta: dict) -> None:
     """The shipped form: fp16 weights of the (EMA) generator, its config, style names and metadata."""
     state = {k: (v.half() if v.is_floating_point() else v) for k, v in generator.state_dict().items()}
-    atomic_save({"format": FORMAT, "config": generator.cfg.to_dict(), "styles": list(styles), "meta": meta,
+    save_torch_atomically({"format": FORMAT, "config": generator.cfg.to_dict(), "styles": list(styles), "meta": meta,
                  "state_dict": state}, path)
 
 

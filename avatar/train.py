@@ -17,10 +17,11 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from avatar.checkpoint import atomic_save, save_generator
+from avatar.checkpoint import save_generator
 from avatar.faces import DEFAULT_STYLES, build_faces
 from avatar.model import Discriminator, GanConfig, Generator, ema_update, mode_seeking_penalty, standing_stats
 from avatar.render import grid, png_bytes, to_images
+from twinbot.atomic import save_torch_atomically
 
 EMA_DECAY = 0.998
 MODE_SEEKING_WEIGHT = 1.0
@@ -65,7 +66,7 @@ def train(styles: tuple[str, ...], images: int, minutes: float, out: Path, *, ba
         torch.set_rng_state(state["rng"])
 
     def checkpoint() -> None:
-        atomic_save({"styles": list(styles), "config": cfg.to_dict(), "g": g.state_dict(), "d": d.state_dict(),
+        save_torch_atomically({"styles": list(styles), "config": cfg.to_dict(), "g": g.state_dict(), "d": d.state_dict(),
                      "ema": ema.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
                      "step": step, "seconds": seconds, "rng": torch.get_rng_state()}, ckpt_path)
 

@@ -29,7 +29,7 @@ from peft import PeftModel
 from tqdm import tqdm
 
 from persona.examples import CONTEXT_TURNS, Example, build_examples, usable
-from persona.lora_training import TrainConfig, encode, train_adapter, write_adapter
+from persona.lora_training import TrainConfig, encode, pad_batch, train_adapter, write_adapter
 from persona.model import load_base_model
 from persona.prompt import Turn
 from persona.train import base_train_config
@@ -113,15 +113,8 @@ def token_losses(model: torch.nn.Module, encoded: list[tuple[list[int], list[int
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
     for start in range(0, len(order), SCORE_BATCH):
         picks = order[start: start + SCORE_BATCH]
-        width = max(len(encoded[i][0]) for i in picks)
-        ids = torch.full((len(picks), width), pad_id, dtype=torch.long)
-        labels = torch.full((len(picks), width), -100, dtype=torch.long)
-        mask = torch.zeros((len(picks), width), dtype=torch.long)
-        for row, i in enumerate(picks):
-            seq, lab = encoded[i]
-            ids[row, : len(seq)], labels[row, : len(lab)], mask[row, : len(seq)] = (
-                torch.tensor(seq), torch.tensor(lab), 1)
-        targets = labels[:, 1:]
+        batch = pad_batch([encoded[i] for i in picks], pad_id)
+        ids, mask, targets = batch["input_ids"], batch["attention_mask"], batch["labels"][:, 1:]
         scored = targets != -100
         with torch.inference_mode():
             # Only the owner's line is scored: the vocabulary projection (49k wide) runs on those

@@ -7,10 +7,7 @@ Free of stores and processes on purpose: the local worker and the Ray backend bo
 from __future__ import annotations
 
 import math
-import os
 import random
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -23,6 +20,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from persona.examples import Example
 from persona.model import lora_config
 from persona.prompt import build_training_ids
+from twinbot.atomic import save_torch_atomically, write_dir_atomically
 
 CHECKPOINT_FILE = "state.pt"
 
@@ -98,7 +96,7 @@ def bucketed_order(lengths: list[int], batch_size: int, seed: int, window_batche
     return [i for batch in batches for i in batch]
 
 
-def _batch(items: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
+def pad_batch(items: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
     width = max(len(ids) for ids, _ in items)
     ids = torch.full((len(items), width), pad_id, dtype=torch.long)
     labels = torch.full((len(items), width), -100, dtype=torch.long)
@@ -108,16 +106,6 @@ def _batch(items: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, t
         labels[row, : len(l)] = torch.tensor(l)
         mask[row, : len(i)] = 1
     return {"input_ids": ids, "labels": labels, "attention_mask": mask}
-
-
-def _atomic_torch_save(obj: object, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        torch.save(obj, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def train_adapter(
@@ -161,7 +149,7 @@ def train_adapter(
 
     def checkpoint() -> None:
         if state_path is not None:
-            _atomic_torch_save(
+            save_torch_atomically(
                 {"adapter": get_peft_model_state_dict(model), "optimizer": optimizer.state_dict(),
                  "scheduler": scheduler.state_dict(), "step": step, "tokens": tokens, "seconds": spent,
                  "loss": loss_value, "order": order, "rng": torch.get_rng_state()},
@@ -175,7 +163,7 @@ def train_adapter(
     while step < total and time.monotonic() - started < budget_s:
         start = (step * cfg.batch_size) % len(order)
         picks = [order[(start + k) % len(order)] for k in range(min(cfg.batch_size, len(order)))]
-        batch = _batch([encoded[i] for i in picks], pad_id)
+        batch = pad_batch([encoded[i] for i in picks], pad_id)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
             loss = model(**batch).loss
         loss.backward()
@@ -200,28 +188,9 @@ def train_adapter(
 
 
 def write_adapter(model: PeftModel, target: Path) -> Path:
-    """Save the adapter so that `target` is never seen half-written (see `write_dir_atomically`)."""
-    return write_dir_atomically(target, lambda staging: model.save_pretrained(staging, safe_serialization=True))
-
-
-def write_dir_atomically(target: Path, fill: Callable[[Path], object]) -> Path:
-    """Let `fill` write a temp dir beside `target`, fsync it, then rename it into place.
+    """Save the adapter so that `target` is never seen half-written.
 
     Each training job writes its own `target` (a new directory), so readers of the previous
     adapter are never disturbed; the caller records the new path and removes older ones.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
-        fill(staging)
-        for file in staging.rglob("*"):
-            if file.is_file():
-                with open(file, "rb") as fh:
-                    os.fsync(fh.fileno())
-        if target.exists():  # a complete adapter of the same job, written before a crash
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return target
+    return write_dir_atomically(target, lambda staging: model.save_pretrained(staging, safe_serialization=True))

@@ -28,9 +28,9 @@ from persona.lora_training import (
     encode,
     train_adapter,
     write_adapter,
-    write_dir_atomically,
 )
 from persona.train import TrainRun
+from twinbot.atomic import write_dir_atomically
 from twinbot.settings import Settings
 
 log = logging.getLogger(__name__)
