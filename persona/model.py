@@ -17,6 +17,7 @@ from peft import LoraConfig
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedModel
 from transformers import PreTrainedTokenizerBase
 
+from persona.quantize import quantize_for_serving
 from twinbot.atomic import write_dir_atomically
 from twinbot.settings import Settings
 
@@ -85,7 +86,8 @@ def model_source(settings: Settings) -> str | Path:
 
 
 def dtype_of(settings: Settings) -> torch.dtype:
-    return torch.bfloat16 if settings.model_dtype == "bfloat16" else torch.float32
+    """The dtype weights load in (int8 serving loads bf16, then quantizes)."""
+    return torch.float32 if settings.model_dtype == "float32" else torch.bfloat16
 
 
 def load_tokenizer(settings: Settings) -> PreTrainedTokenizerBase:
@@ -94,7 +96,11 @@ def load_tokenizer(settings: Settings) -> PreTrainedTokenizerBase:
 
 def load_base_model(settings: Settings, *, dtype: torch.dtype | None = None
                     ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """The base model (eval mode) and its tokenizer, from wherever the settings point."""
+    """The base model (eval mode) and its tokenizer, from wherever the settings point.
+
+    With no `dtype` it is the serving model of MODEL_DTYPE, int8 included; callers that train or
+    score (fp32, bf16) pass their dtype and always get unquantized weights.
+    """
     source = model_source(settings)
     local_only = not settings.allow_hub_download
     try:
@@ -105,6 +111,8 @@ def load_base_model(settings: Settings, *, dtype: torch.dtype | None = None
         raise ModelUnavailable(f"cannot load the base model from {source}: {exc}") from exc
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
+    if dtype is None and settings.model_dtype == "int8":
+        quantize_for_serving(model, set(LORA_TARGETS))
     return model.eval(), tokenizer
 
 
@@ -119,7 +127,10 @@ def tiny_model(tokenizer: PreTrainedTokenizerBase, seed: int = 0) -> PreTrainedM
     return LlamaForCausalLM(config).eval()
 
 
+LORA_TARGETS = ("q_proj", "v_proj")
+
+
 def lora_config(rank: int) -> LoraConfig:
     """The LoRA recipe for training and serving alike: q and v projections (1.9 MB at r=8)."""
-    return LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.05, target_modules=["q_proj", "v_proj"],
+    return LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.05, target_modules=list(LORA_TARGETS),
                       task_type="CAUSAL_LM")

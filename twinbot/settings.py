@@ -47,7 +47,7 @@ class Settings(BaseSettings):
 
     # The language twin.
     base_model: str = "bundled"
-    model_dtype: Literal["float32", "bfloat16"] = "bfloat16"
+    model_dtype: Literal["float32", "bfloat16", "int8"] = "int8"
     allow_hub_download: bool = False
     inference_threads: int = Field(default=2, ge=1, le=64)
     adapter_cache_size: int = Field(default=8, ge=1, le=1024)

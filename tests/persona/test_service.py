@@ -10,6 +10,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from persona.generate import AdapterRef, InferenceWorker, Sampling
+from persona.model import load_base_model
 from persona.lora_training import TrainConfig, encode, train_adapter, write_adapter
 from persona.examples import Example
 from persona.prompt import Turn
@@ -40,14 +41,17 @@ def adapters(tiny_model_dir: Path, tokenizer, tmp_path_factory: pytest.TempPathF
     return refs
 
 
-async def test_mixed_batches_match_one_at_a_time(tiny_model_dir: Path, adapters: list[AdapterRef], tokenizer) -> None:  # noqa: ANN001
+@pytest.mark.parametrize("dtype", ["float32", "int8"])
+async def test_mixed_batches_match_one_at_a_time(tiny_model_dir: Path, adapters: list[AdapterRef], tokenizer,  # noqa: ANN001
+                                                 settings: Settings, dtype: str) -> None:
+    s = settings.model_copy(update={"base_model": str(tiny_model_dir), "model_dtype": dtype})
     prompts = [tokenizer(f"hello number {i}, how are you")["input_ids"] for i in range(6)]
     choice = [None, adapters[0], adapters[1], None, adapters[2], adapters[0]]
-    alone = InferenceWorker(loader(tiny_model_dir), threads=1, cache_size=8, batch_window_s=0.0, max_batch=1)
+    alone = InferenceWorker(lambda: load_base_model(s), threads=1, cache_size=8, batch_window_s=0.0, max_batch=1)
     await alone.start()
     expected = [await alone.generate(p, a, 8, GREEDY) for p, a in zip(prompts, choice)]
     await alone.close()
-    batched = InferenceWorker(loader(tiny_model_dir), threads=1, cache_size=8, batch_window_s=0.5, max_batch=8)
+    batched = InferenceWorker(lambda: load_base_model(s), threads=1, cache_size=8, batch_window_s=0.5, max_batch=8)
     await batched.start()
     got = await asyncio.gather(*(batched.generate(p, a, 8, GREEDY) for p, a in zip(prompts, choice)))
     await batched.close()
