@@ -5,15 +5,20 @@
 The corpus is JSON lines `{"speaker", "text"}` (optionally `"chat"`: lines of different chats are
 not each other's context) in conversation order. The N speakers with most lines each get a twin,
 trained exactly as `/train` trains one (same examples, prompts and settings) on their first
-`train-lines` lines; their next `test-lines` lines are held out. Every held-out line x is scored by
-every twin t as loss_t(x | context) − loss_base(x | context), both with t's own prompt, and
-attributed to the twin with the lowest score. The base-loss subtraction removes how predictable a
-line is anyway, leaving what each adapter adds.
+`train-lines` lines; their next `test-lines` lines are held out.
+
+Twins are scored as they answer: each held-out line x is the reply to the prompt twin t would get
+in a chat (persona prompt with t's name, t's own past lines most like the line being answered,
+found by the store's search, and the conversation seen from t's side), with t's adapter on.
+score(x, t) = loss_t(x | context) - loss_base(x | context), where the base reads the same
+conversation with no persona; x is attributed to the twin with the lowest score. `ppl_base` is
+the owner's untrained twin (same prompt, no adapter): what training adds.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import math
 import random
@@ -29,11 +34,12 @@ from peft import PeftModel
 from tqdm import tqdm
 
 from persona.examples import CONTEXT_TURNS, Example, build_examples, usable
-from persona.lora_training import TrainConfig, encode, pad_batch, train_adapter, write_adapter
+from persona.lora_training import TrainConfig, encode, labelled_nll, pad_batch, train_adapter, write_adapter
 from persona.model import load_base_model
-from persona.prompt import Turn
+from persona.prompt import Turn, build_reply_scoring_ids
+from persona.service import PROMPT_TOKENS, reply_examples
 from persona.train import base_train_config
-from persona_store import StoredMessage
+from persona_store import NewMessage, StoredMessage, open_store
 from twinbot.settings import Settings, SettingsError, load_settings
 
 SCORE_BATCH = 16
@@ -114,18 +120,10 @@ def token_losses(model: torch.nn.Module, encoded: list[tuple[list[int], list[int
     for start in range(0, len(order), SCORE_BATCH):
         picks = order[start: start + SCORE_BATCH]
         batch = pad_batch([encoded[i] for i in picks], pad_id)
-        ids, mask, targets = batch["input_ids"], batch["attention_mask"], batch["labels"][:, 1:]
-        scored = targets != -100
         with torch.inference_mode():
-            # Only the owner's line is scored: the vocabulary projection (49k wide) runs on those
-            # positions alone instead of on every token of the prompt.
-            causal_lm = model.get_base_model()
-            hidden = causal_lm.model(input_ids=ids, attention_mask=mask).last_hidden_state[:, :-1]
-            logits = causal_lm.lm_head(hidden[scored]).float()
-        nll = torch.nn.functional.cross_entropy(logits, targets[scored], reduction="none")
-        rows = torch.arange(len(picks)).unsqueeze(1).expand_as(targets)[scored]
+            nll, rows = labelled_nll(model, batch)
         sums = torch.zeros(len(picks), dtype=torch.float64).index_add_(0, rows, nll.double())
-        counted = scored.sum(1)
+        counted = (batch["labels"][:, 1:] != -100).sum(1)
         for row, i in enumerate(picks):
             results[i] = (float(sums[row]), int(counted[row]))
     return results
@@ -136,50 +134,93 @@ def perplexity(pairs: list[tuple[float, int]]) -> float:
     return math.exp(total / tokens) if tokens else float("nan")
 
 
+async def reply_examples_for(lines: list[Line], splits: list[Split], tests: list[tuple[int, int]], limit: int
+                            ) -> dict[tuple[int, int], list[str]]:
+    """The retrieved lines each twin's reply prompt would hold, keyed by (twin, held-out line).
+
+    Each speaker's training lines go into a real store, and the store's own search picks, as it does
+    for a reply, the lines most like the one being answered (the line before the held-out one).
+    """
+    examples: dict[tuple[int, int], list[str]] = {}
+    with tempfile.TemporaryDirectory(prefix="twin-eval-store-") as tmp:
+        async with open_store(Path(tmp) / "eval.sqlite3") as store:
+            for k, split in enumerate(splits):
+                user = await store.users.get_or_create("corpus", split.speaker, split.speaker)
+                await store.messages.add_many([
+                    NewMessage(user.id, "corpus", line.chat, str(line.index), line.speaker, True, float(line.index),
+                               line.text, source="import")
+                    for line in lines[: split.train_upto] if line.speaker == split.speaker and usable(line.text)
+                ])
+                for i, (_, at) in enumerate(tests):
+                    context = held_out_example(lines, at, split.speaker).context
+                    answered = context[-1].text if context else ""
+                    examples[k, i] = await reply_examples(store, user.id, answered, limit, include_dm=False)
+    return examples
+
+
+def train_twins(settings: Settings, lines: list[Line], splits: list[Split], cfg: TrainConfig, target: Path,
+                progress: bool) -> tuple[dict[str, Path], float, int]:
+    """Each speaker's twin trained as /train trains one: (adapter dirs, seconds, tokens)."""
+    adapters: dict[str, Path] = {}
+    seconds, tokens = 0.0, 0
+    for k, split in enumerate(splits):
+        examples = build_examples(as_messages(lines[: split.train_upto], split.speaker))
+        base, tokenizer = load_base_model(settings, dtype=torch.float32)
+        bar = tqdm(desc=f"training {split.speaker} ({k + 1}/{len(splits)})", unit="step", disable=not progress,
+                   leave=False)
+
+        def show(p, bar=bar) -> bool:  # noqa: ANN001 - a Progress
+            bar.total = p.total_steps
+            bar.n = p.step
+            bar.set_postfix(loss=f"{p.loss:.3f}")
+            return True
+
+        model, result = train_adapter(base, tokenizer, encode(tokenizer, split.speaker, examples, cfg.max_tokens),
+                                      cfg, progress=show)
+        bar.close()
+        seconds += result.seconds
+        tokens += result.tokens
+        adapters[split.speaker] = write_adapter(model, target / f"twin{k}")
+        del model, base
+    return adapters, seconds, tokens
+
+
 def evaluate(settings: Settings, lines: list[Line], splits: list[Split], seed: int, progress: bool = True) -> dict:
     random.seed(seed)
     torch.manual_seed(seed)
     cfg: TrainConfig = base_train_config(settings, seed)
     names = [s.speaker for s in splits]
-    train_seconds, train_tokens = 0.0, 0
+    tests = [(owner_k, at) for owner_k, split in enumerate(splits) for at in split.test]
     with tempfile.TemporaryDirectory(prefix="twin-eval-") as tmp:
-        adapters: dict[str, Path] = {}
-        for k, split in enumerate(splits):
-            examples = build_examples(as_messages(lines[: split.train_upto], split.speaker))
-            base, tokenizer = load_base_model(settings, dtype=torch.float32)
-            bar = tqdm(desc=f"training {split.speaker} ({k + 1}/{len(splits)})", unit="step", disable=not progress,
-                       leave=False)
-
-            def show(p, bar=bar) -> bool:  # noqa: ANN001 - a Progress
-                bar.total = p.total_steps
-                bar.n = p.step
-                bar.set_postfix(loss=f"{p.loss:.3f}")
-                return True
-
-            model, result = train_adapter(base, tokenizer, encode(tokenizer, split.speaker, examples, cfg.max_tokens),
-                                          cfg, progress=show)
-            bar.close()
-            train_seconds += result.seconds
-            train_tokens += result.tokens
-            adapters[split.speaker] = write_adapter(model, Path(tmp) / f"twin{k}")
-            del model, base
-
+        adapters, train_seconds, train_tokens = train_twins(settings, lines, splits, cfg, Path(tmp), progress)
+        scoring_started = time.monotonic()
+        retrieved = asyncio.run(reply_examples_for(lines, splits, tests, settings.retrieval_examples))
         base, tokenizer = load_base_model(settings, dtype=torch.bfloat16)  # scoring only: bf16 is 2-3x faster
-        first, *rest = names
-        model = PeftModel.from_pretrained(base, str(adapters[first]), adapter_name="twin0")
-        for k, name in enumerate(rest, 1):
+        model = PeftModel.from_pretrained(base, str(adapters[names[0]]), adapter_name="twin0")
+        for k, name in enumerate(names[1:], 1):
             model.load_adapter(str(adapters[name]), adapter_name=f"twin{k}")
         model.eval()
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        tests = [(owner_k, at) for owner_k, split in enumerate(splits) for at in split.test]
+
+        def scored(owner: str, k: int | None, i: int, at: int) -> tuple[list[int], list[int]]:
+            """Line `at` as the reply to the prompt `owner`'s twin would see (no persona when k is None)."""
+            example = held_out_example(lines, at, owner)
+            return build_reply_scoring_ids(tokenizer, owner, list(example.context), example.target,
+                                           retrieved[k, i] if k is not None else [], PROMPT_TOKENS)
+
         twin_loss: dict[int, list[tuple[float, int]]] = {}
-        base_loss: dict[int, list[tuple[float, int]]] = {}
+        untrained_own: list[tuple[float, int]] = [(0.0, 0)] * len(tests)
         for k, name in enumerate(tqdm(names, desc="scoring held-out lines", disable=not progress)):
-            encoded = encode(tokenizer, name, [held_out_example(lines, at, name) for _, at in tests], cfg.max_tokens)
+            encoded = [scored(name, k, i, at) for i, (_, at) in enumerate(tests)]
             model.set_adapter(f"twin{k}")
             twin_loss[k] = token_losses(model, encoded, pad_id)
+            own = [i for i, (owner_k, _) in enumerate(tests) if owner_k == k]
             with model.disable_adapter():
-                base_loss[k] = token_losses(model, encoded, pad_id)
+                for i, loss in zip(own, token_losses(model, [encoded[i] for i in own], pad_id), strict=True):
+                    untrained_own[i] = loss
+        with model.disable_adapter():
+            neutral = token_losses(model, [scored("", None, i, at) for i, (_, at) in enumerate(tests)], pad_id)
+        score_seconds = time.monotonic() - scoring_started
 
     def mean_nll(pair: tuple[float, int]) -> float:
         return pair[0] / max(pair[1], 1)
@@ -187,22 +228,24 @@ def evaluate(settings: Settings, lines: list[Line], splits: list[Split], seed: i
     correct = 0
     confusion = [[0] * len(names) for _ in names]
     for i, (owner_k, _) in enumerate(tests):
-        scores = [mean_nll(twin_loss[k][i]) - mean_nll(base_loss[k][i]) for k in range(len(names))]
+        scores = [mean_nll(twin_loss[k][i]) - mean_nll(neutral[i]) for k in range(len(names))]
         guess = min(range(len(names)), key=scores.__getitem__)
         confusion[owner_k][guess] += 1
         correct += guess == owner_k
     own = [twin_loss[owner_k][i] for i, (owner_k, _) in enumerate(tests)]
-    base_own = [base_loss[owner_k][i] for i, (owner_k, _) in enumerate(tests)]
     other = [twin_loss[k][i] for i, (owner_k, _) in enumerate(tests) for k in range(len(names)) if k != owner_k]
     per_speaker = {name: round(confusion[k][k] / len(splits[k].test), 3) for k, name in enumerate(names)}
     return {
         "speakers": names, "attribution_accuracy": round(correct / len(tests), 4), "chance": round(1 / len(names), 4),
-        "ppl_base": round(perplexity(base_own), 2), "ppl_own": round(perplexity(own), 2),
-        "ppl_other": round(perplexity(other), 2), "train_seconds": round(train_seconds, 1),
+        "ppl_base": round(perplexity(untrained_own), 2), "ppl_own": round(perplexity(own), 2),
+        "ppl_other": round(perplexity(other), 2), "ppl_base_no_persona": round(perplexity(neutral), 2),
+        "train_seconds": round(train_seconds, 1),
         "train_tokens_per_s": round(train_tokens / train_seconds, 1) if train_seconds else 0.0,
+        "score_seconds": round(score_seconds, 1),
         "per_speaker_accuracy": per_speaker, "confusion": confusion, "test_lines": len(tests),
         "train_config": {"rank": cfg.rank, "epochs": cfg.epochs, "max_steps": cfg.max_steps,
                          "max_tokens": cfg.max_tokens, "learning_rate": cfg.learning_rate},
+        "retrieval_examples": settings.retrieval_examples, "prompt_tokens": PROMPT_TOKENS,
     }
 
 
@@ -212,7 +255,8 @@ def table(report: dict) -> str:
     rows += ["", f"attribution accuracy {report['attribution_accuracy']:.3f} (chance {report['chance']:.3f})",
              f"perplexity: base {report['ppl_base']}, own twin {report['ppl_own']} ({drop:.0%} lower), "
              f"other twins {report['ppl_other']}",
-             f"training: {report['train_seconds']} s, {report['train_tokens_per_s']} tokens/s"]
+             f"training: {report['train_seconds']} s, {report['train_tokens_per_s']} tokens/s; "
+             f"scoring: {report['score_seconds']} s"]
     return "\n".join(rows)
 
 

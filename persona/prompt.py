@@ -93,8 +93,18 @@ def build_prompt_ids(tokenizer: PreTrainedTokenizerBase, owner_name: str, contex
 def build_training_ids(tokenizer: PreTrainedTokenizerBase, owner_name: str, context: list[Turn], target: str,
                        examples: list[str], max_tokens: int) -> tuple[list[int], list[int]]:
     """(input_ids, labels) for one example: the loss falls only on the owner's words and the end of turn."""
-    enc = _encoder(tokenizer)
-    system = enc.block("system", system_prompt(owner_name, examples))
-    answer = [*enc.text(target[:MAX_TURN_CHARS]), enc.end]
-    prompt = _fit(enc, system, context, enc.header("assistant"), max_tokens - len(answer))
+    answer = _answer(tokenizer, target)
+    prompt = build_prompt_ids(tokenizer, owner_name, context, examples, max_tokens - len(answer))
     return [*prompt, *answer], [-100] * len(prompt) + answer
+
+
+def build_reply_scoring_ids(tokenizer: PreTrainedTokenizerBase, owner_name: str, context: list[Turn], target: str,
+                            examples: list[str], prompt_tokens: int) -> tuple[list[int], list[int]]:
+    """(input_ids, labels) of `target` as the reply to exactly the prompt a twin's reply starts from."""
+    answer_tokens = len(_answer(tokenizer, target))
+    return build_training_ids(tokenizer, owner_name, context, target, examples, prompt_tokens + answer_tokens)
+
+
+def _answer(tokenizer: PreTrainedTokenizerBase, target: str) -> list[int]:
+    enc = _encoder(tokenizer)
+    return [*enc.text(target[:MAX_TURN_CHARS]), enc.end]

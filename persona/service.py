@@ -48,6 +48,12 @@ def clean_reply(text: str, owner_name: str) -> str:
     return text.split("\n\n")[0].strip()
 
 
+async def reply_examples(store: Store, owner_id: int, text: str, limit: int, *, include_dm: bool) -> list[str]:
+    """The owner's own past lines most like `text`, for the persona prompt (never `text` itself)."""
+    similar = await store.messages.similar(owner_id, text, limit, include_dm=include_dm)
+    return [m.text for m in similar if m.text.strip() != text.strip()]
+
+
 class TwinService:
     def __init__(self, settings: Settings, store: Store, worker: InferenceWorker | None = None) -> None:
         self.settings = settings
@@ -77,10 +83,8 @@ class TwinService:
         return AdapterRef(str(owner.id), record.path, record.created_at)
 
     async def prompt_ids(self, req: ReplyRequest) -> list[int]:
-        similar = await self.store.messages.similar(
-            req.owner.id, req.text, self.settings.retrieval_examples, include_dm=req.is_dm
-        )
-        examples = [m.text for m in similar if m.text.strip() != req.text.strip()]
+        examples = await reply_examples(self.store, req.owner.id, req.text, self.settings.retrieval_examples,
+                                        include_dm=req.is_dm)
         context = [*req.history, Turn(req.speaker_name, req.text, is_owner=False)]
         assert self.worker.tokenizer is not None
         return build_prompt_ids(self.worker.tokenizer, req.owner.display_name, context, examples, PROMPT_TOKENS)

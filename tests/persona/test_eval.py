@@ -1,4 +1,5 @@
-"""persona.eval on a tiny model: the report's numbers are consistent, distinct voices are told apart."""
+"""persona.eval on a tiny model: the report's numbers are consistent, distinct voices are told apart, and
+each twin is scored with the prompt its replies would get."""
 
 from __future__ import annotations
 
@@ -67,3 +68,25 @@ def test_token_losses_equal_the_models_own_loss(tiny_model_dir: Path, tokenizer)
         with torch.no_grad():
             expected = model(input_ids=torch.tensor([ids]), labels=torch.tensor([labels])).loss
         assert count == 3 and abs(total / count - float(expected)) < 1e-4
+
+
+def test_each_twin_is_scored_with_its_own_retrieved_lines(tmp_path: Path) -> None:
+    import asyncio
+
+    from persona.eval import reply_examples_for
+
+    rows = [("Ann", "I love sailing boats"), ("Bob", "boats make me seasick"), ("Ann", "sailing again tomorrow"),
+            ("Bob", "do you like boats, Ann?"), ("Ann", "sailing is my whole life"), ("Bob", "seasick just hearing it")]
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("".join(json.dumps({"speaker": s, "text": t, "chat": "c"}) + "\n" for s, t in rows))
+    lines = read_corpus(corpus)
+    splits = split_speakers(lines, 2, 2, 1)
+    tests = [(k, at) for k, split in enumerate(splits) for at in split.test]
+    examples = asyncio.run(reply_examples_for(lines, splits, tests, 4))
+    ann = next(k for k, split in enumerate(splits) if split.speaker == "Ann")
+    bob = 1 - ann
+    # Ann's held-out line answers "do you like boats, Ann?": her twin recalls her lines about boats only.
+    at_ann = next(i for i, (k, _) in enumerate(tests) if k == ann)
+    assert examples[ann, at_ann] == ["I love sailing boats"]
+    assert examples[bob, at_ann] == ["boats make me seasick"]
+    assert all(text in {"I love sailing boats", "sailing again tomorrow"} for text in examples[ann, 1 - at_ann])
