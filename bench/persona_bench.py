@@ -3,7 +3,7 @@
 `python bench/persona_bench.py [--corpus office.jsonl] [--threads 2]`
 
 Keys: reply_p50_s / reply_p95_s (40 new tokens through the inference worker, a user adapter
-active), decode_tok_s_fp32 / decode_tok_s_bf16, adapter_switch_hot_ms (set_adapter between
+active, the serving MODEL_DTYPE), decode_tok_s_fp32 / _bf16 / _int8, adapter_switch_hot_ms (set_adapter between
 loaded adapters) / adapter_switch_cold_ms (load_adapter from disk), train_tok_s and
 train_2000_messages_s (a twin trained on 2,000 real lines of the corpus's busiest speaker with
 /train's settings, model load included; needs --corpus, see bench/office_corpus.py), rss_bot_mb
@@ -40,8 +40,8 @@ FORCED = Sampling(do_sample=True, repetition_penalty=1.15)
 
 
 
-def decode_tok_s(settings: Settings, dtype: torch.dtype, prompt: list[int], runs: int = 3) -> float:
-    model, tokenizer = load_base_model(settings, dtype=dtype)
+def decode_tok_s(settings: Settings, model_dtype: str, prompt: list[int], runs: int = 3) -> float:
+    model, tokenizer = load_base_model(settings.model_copy(update={"model_dtype": model_dtype}))
     ids = torch.tensor([prompt])
     rates = []
     with torch.inference_mode():
@@ -141,8 +141,8 @@ def main() -> None:
         adapters = random_adapters(settings, Path(tmp), 8)
         _, tokenizer = load_base_model(settings)
         prompt = build_prompt_ids(tokenizer, "Ana", [Turn("Bo", "so what did you do this weekend?", False)], [], 256)
-        report["decode_tok_s_fp32"] = decode_tok_s(settings, torch.float32, prompt)
-        report["decode_tok_s_bf16"] = decode_tok_s(settings, torch.bfloat16, prompt)
+        for model_dtype, key in (("float32", "fp32"), ("bfloat16", "bf16"), ("int8", "int8")):
+            report[f"decode_tok_s_{key}"] = decode_tok_s(settings, model_dtype, prompt)
         report["adapter_switch_hot_ms"], report["adapter_switch_cold_ms"] = switch_ms(settings, adapters)
         times, report["rss_bot_mb"] = in_child(reply_latencies, (settings, prompt, adapters[0]), args.threads)
         report["reply_p50_s"] = round(statistics.median(times), 3)

@@ -18,11 +18,13 @@ from twinbot.settings import load_settings
 def test_int8_linear_matches_the_linear_it_replaces() -> None:
     torch.manual_seed(0)
     linear = nn.Linear(96, 40, bias=False).to(torch.bfloat16)
-    x = torch.randn(3, 5, 96, dtype=torch.bfloat16)
-    got, want = Int8Linear(linear)(x).float(), linear(x).float()
-    assert got.shape == want.shape == (3, 5, 40)
-    assert (got - want).abs().max() < 0.05 * want.abs().max()
-    assert Int8Linear(linear).weight_int8.dtype == torch.int8
+    quantized = Int8Linear(linear)
+    assert quantized.weight_int8.dtype == torch.int8
+    for rows in (1, 3, Int8Linear.INT8_MAX_ROWS + 1):  # the int8 kernel, and the bf16 one for long prompts
+        x = torch.randn(rows, 5, 96, dtype=torch.bfloat16)
+        got, want = quantized(x[:, :1]).float(), linear(x[:, :1]).float()
+        assert got.shape == want.shape == (rows, 1, 40)
+        assert (got - want).abs().max() < 0.05 * want.abs().max()
 
 
 def test_quantize_keeps_the_named_layers_and_refuses_biases() -> None:
