@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from persona.examples import CONTEXT_TURNS, Example, build_examples, usable
 from persona.lora_training import TrainConfig, encode, labelled_nll, pad_batch, train_adapter, write_adapter
-from persona.model import load_base_model
+from persona.model import load_base_model, match_base_dtype
 from persona.prompt import Turn, build_reply_scoring_ids
 from persona.service import PROMPT_TOKENS, reply_examples
 from persona.train import base_train_config
@@ -199,6 +199,7 @@ def evaluate(settings: Settings, lines: list[Line], splits: list[Split], seed: i
         model = PeftModel.from_pretrained(base, str(adapters[names[0]]), adapter_name="twin0")
         for k, name in enumerate(names[1:], 1):
             model.load_adapter(str(adapters[name]), adapter_name=f"twin{k}")
+        match_base_dtype(model)
         model.eval()
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 

@@ -22,7 +22,7 @@ import torch
 from peft import PeftModel, get_peft_model
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from persona.model import lora_config
+from persona.model import lora_config, match_base_dtype
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +180,7 @@ class InferenceWorker:
             self._unload(next(iter(self._loaded)))
         assert self.model is not None
         self.model.load_adapter(ref.path, adapter_name=ref.name, is_trainable=False)
+        match_base_dtype(self.model)
         self._loaded[ref.name] = ref
         self.stats.adapter_loads += 1
 

@@ -97,6 +97,7 @@ def bucketed_order(lengths: list[int], batch_size: int, seed: int, window_batche
 
 
 def pad_batch(items: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
+    """One tensor batch, padded on the right (labels -100 there; the mask marks real tokens)."""
     width = max(len(ids) for ids, _ in items)
     ids = torch.full((len(items), width), pad_id, dtype=torch.long)
     labels = torch.full((len(items), width), -100, dtype=torch.long)
