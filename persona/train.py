@@ -50,17 +50,18 @@ def adapter_path(settings: Settings, user_id: int, job_id: int) -> Path:
 
 def base_train_config(settings: Settings, seed: int) -> TrainConfig:
     """How /train trains a twin, from the settings (persona.eval trains its twins the same way)."""
-    return TrainConfig(rank=settings.lora_rank, max_steps=settings.train_max_steps,
+    return TrainConfig(rank=settings.lora_rank, max_steps=settings.train_max_steps, epochs=settings.train_epochs,
                        max_minutes=settings.train_max_minutes, checkpoint_every_s=settings.train_checkpoint_seconds,
                        seed=seed)
 
 
 def train_config(settings: Settings, job: TrainingJob) -> TrainConfig:
-    """The settings' config, with what the job itself asks for (rank, step and time budget) on top."""
+    """The settings' config, with what the job itself asks for (rank, epochs, step and time budget) on top."""
     return replace(
         base_train_config(settings, job.id),
         rank=int(job.params.get("rank", settings.lora_rank)),
         max_steps=int(job.params.get("max_steps", settings.train_max_steps)),
+        epochs=float(job.params.get("epochs", settings.train_epochs)),
         max_minutes=float(job.params.get("max_minutes", settings.train_max_minutes)),
     )
 

@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     shared_adapter_dir: Path | None = None
     train_max_minutes: float = Field(default=5.0, gt=0)
     train_max_steps: int = Field(default=400, ge=1)
+    train_epochs: float = Field(default=1.0, gt=0, le=1000)
     min_train_messages: int = Field(default=50, ge=1)
     lora_rank: int = Field(default=8, ge=1, le=256)
     train_checkpoint_seconds: float = Field(default=30.0, gt=0)

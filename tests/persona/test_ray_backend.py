@@ -45,7 +45,8 @@ async def test_a_job_trains_on_ray_and_its_adapter_lands_in_the_shared_dir(
 
 async def test_a_cancelled_job_stops_the_ray_task(local_ray: None, settings: Settings, tiny_model_dir: Path) -> None:
     s = settings.model_copy(update={"trainer_backend": "ray", "base_model": str(tiny_model_dir),
-                                    "model_dtype": "float32", "train_max_steps": 100_000})
+                                    "model_dtype": "float32", "train_max_steps": 100_000,
+                                    "train_epochs": 1000})  # runs until cancelled
     async with Store.open_context(s) as store:
         user = await seed_user(store)
         job = await store.jobs.enqueue(user.id, {})

@@ -48,6 +48,7 @@ async def wait_for(predicate, timeout: float = 120.0, every: float = 0.2):  # no
 def trainer_settings(settings: Settings, tiny_model_dir: Path) -> Settings:
     return settings.model_copy(update={
         "base_model": str(tiny_model_dir), "model_dtype": "float32", "train_max_steps": 400,
+        "train_epochs": 100,  # 400 steps on 200 lines: the job must still be running when the test acts
         "train_checkpoint_seconds": 0.2, "heartbeat_timeout_s": 1.5, "min_train_messages": 50,
     })
 
