@@ -8,8 +8,10 @@ real bundled model: they chat with their twins (one message after another, as pe
 `/status` and `/avatar`, and one of them starts `/train` (the real trainer process then competes
 for the CPU). A ticker measures how late the event loop wakes up meanwhile. The same load runs
 twice, with the batching inference worker (the settings' MAX_BATCH_SIZE) and one request at a
-time (MAX_BATCH_SIZE=1), each on a fresh data dir. Last, --adapters users each ask their twin one
-thing, so that many adapters pass through the LRU, and the bot's resident memory is read.
+time (MAX_BATCH_SIZE=1), each on a fresh data dir. Then the inference worker alone serves 1, 4, 8
+and 16 concurrent users (each with an adapter of their own), batched and one at a time, for the
+throughput and p95 latency at each level. Last, --adapters users each ask their twin one thing, so
+that many adapters pass through the LRU, and the bot's resident memory is read.
 """
 
 from __future__ import annotations
@@ -25,21 +27,22 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.shared import percentile, random_adapters, rss_mb  # noqa: E402
 from bot.commands import CommandLayer, Event, Reply, open_services  # noqa: E402
+from persona.generate import AdapterRef, InferenceWorker  # noqa: E402
 from persona.model import model_source  # noqa: E402
+from persona.prompt import Turn, build_prompt_ids  # noqa: E402
 from persona_store import NewMessage, Scope  # noqa: E402
 from twinbot.settings import Settings, load_settings  # noqa: E402
 
 LINES = ["hey, are you coming tonight?", "what did you think of the film", "ok but who's bringing snacks",
          "lol that's exactly what you said last time", "can you send me the notes from monday?"]
 DISTINCT_ADAPTERS = 8
-
-
-
+SWEEP_LEVELS = (1, 4, 8, 16)
 
 
 class TimedOutbox:
@@ -64,7 +67,6 @@ class TimedOutbox:
     @contextlib.asynccontextmanager
     async def typing(self) -> AsyncIterator[None]:
         yield
-
 
 
 def adapter_dir(sources: list[Path], root: Path, k: int) -> str:
@@ -149,6 +151,51 @@ async def run_load(settings: Settings, sources: list[Path], users: int, messages
             "wall_s": round(wall, 1)}
 
 
+async def sweep_worker(settings: Settings, sources: list[Path], levels: tuple[int, ...], rounds: int) -> dict:
+    """The inference worker alone at 1, 4, 8, 16 concurrent users, each with an adapter of their own.
+
+    Each user sends `rounds` requests one after another (a reply, then the next message). One
+    worker (one model load) serves every level, so the batched and one-at-a-time sweeps differ only
+    in MAX_BATCH_SIZE.
+    """
+    worker = InferenceWorker.from_settings(settings)
+    await worker.start()
+    assert worker.tokenizer is not None
+    prompts = [build_prompt_ids(worker.tokenizer, f"user{k}", [Turn("friend", LINES[k % len(LINES)], False)], [], 256)
+               for k in range(len(LINES))]
+    refs = [AdapterRef(f"a{k}", str(path), 1.0) for k, path in enumerate(sources)]
+    for ref in refs:  # load every adapter once: the sweep measures generation, not disk
+        await worker.generate(prompts[0], ref, 1)
+    results = {}
+    for level in levels:
+        latencies: list[float] = []
+
+        async def client(k: int) -> None:
+            for r in range(rounds):
+                started = time.perf_counter()
+                await worker.generate(prompts[(k + r) % len(prompts)], refs[k % len(refs)], settings.max_new_tokens)
+                latencies.append(time.perf_counter() - started)
+
+        torch.manual_seed(level)
+        started = time.perf_counter()
+        await asyncio.gather(*(client(k) for k in range(level)))
+        wall = time.perf_counter() - started
+        results[str(level)] = {"replies_per_s": round(len(latencies) / wall, 3),
+                               "reply_p50_s": round(percentile(latencies, 0.5), 3),
+                               "reply_p95_s": round(percentile(latencies, 0.95), 3)}
+    await worker.close()
+    return results
+
+
+async def concurrency_sweep(settings: Settings, sources: list[Path], rounds: int) -> dict:
+    """Batched vs one-at-a-time generation at each concurrency level, in one run."""
+    batched = await sweep_worker(settings, sources, SWEEP_LEVELS, rounds)
+    one_by_one = await sweep_worker(settings.model_copy(update={"max_batch_size": 1}), sources, SWEEP_LEVELS, rounds)
+    return {level: {"batched": batched[level], "sequential": one_by_one[level],
+                    "throughput_ratio": round(batched[level]["replies_per_s"] / one_by_one[level]["replies_per_s"], 2)}
+            for level in batched}
+
+
 async def memory_with_adapters(settings: Settings, sources: list[Path], count: int) -> dict:
     """`count` users ask their twin one short thing each: every adapter passes through the LRU."""
     with tempfile.TemporaryDirectory(prefix="load-bench-mem-") as tmp:
@@ -177,6 +224,8 @@ async def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=40)
     parser.add_argument("--sequential", action=argparse.BooleanOptionalAction, default=True,
                         help="also run the load one request at a time, for the throughput ratio (slow at 200 users)")
+    parser.add_argument("--sweep-rounds", type=int, default=3,
+                        help="requests per user in the 1/4/8/16-user worker sweep (0 skips the sweep)")
     args = parser.parse_args()
     base = load_settings()
     settings = base.model_copy(update={"base_model": str(model_source(base)), "max_new_tokens": args.max_new_tokens,
@@ -190,6 +239,9 @@ async def main() -> None:
             one_by_one = await run_load(settings.model_copy(update={"max_batch_size": 1}), sources, args.users,
                                         args.messages, train=True)
             print(json.dumps({"sequential": one_by_one}), file=sys.stderr)
+        sweep = await concurrency_sweep(settings, sources, args.sweep_rounds) if args.sweep_rounds else None
+        if sweep:
+            print(json.dumps({"sweep": sweep}), file=sys.stderr)
         memory = await memory_with_adapters(settings, sources, args.adapters) if args.adapters else {}
     report = {
         **{k: batched[k] for k in ("users", "loop_lag_p50_ms", "loop_lag_p99_ms", "reply_p50_s", "reply_p95_s",
@@ -197,7 +249,7 @@ async def main() -> None:
         "rss_mb_1000_adapters": memory.get("rss_mb_every_100", [None])[-1],
         "batched_vs_sequential_throughput":
             round(batched["replies_per_s"] / one_by_one["replies_per_s"], 2) if one_by_one else None,
-        "batched": batched, "sequential": one_by_one, "memory": memory,
+        "batched": batched, "sequential": one_by_one, "worker_sweep": sweep, "memory": memory,
         "max_new_tokens": args.max_new_tokens, "inference_threads": settings.inference_threads,
         "max_batch_size": settings.max_batch_size,
     }

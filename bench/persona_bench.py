@@ -76,9 +76,7 @@ def switch_ms(settings: Settings, adapters: list[Path]) -> tuple[float, float]:
 async def reply_latencies(settings: Settings, prompt: list[int], adapter: Path, replies: int = 12
                           ) -> tuple[list[float], float]:
     """Replies through the inference worker, and the serving process's memory with the model loaded."""
-    worker = InferenceWorker(lambda: load_base_model(settings), threads=settings.inference_threads,
-                             cache_size=settings.adapter_cache_size, batch_window_s=settings.batch_window_ms / 1000,
-                             max_batch=settings.max_batch_size)
+    worker = InferenceWorker.from_settings(settings)
     await worker.start()
     ref = AdapterRef("bench", str(adapter), 1.0)
     await worker.generate(prompt, ref, 4)

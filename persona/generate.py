@@ -22,7 +22,8 @@ import torch
 from peft import PeftModel, get_peft_model
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from persona.model import lora_config, match_base_dtype
+from persona.model import load_base_model, lora_config, match_base_dtype
+from twinbot.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,13 @@ class InferenceWorker:
         self.tokenizer: PreTrainedTokenizerBase | None = None
         self.stats = WorkerStats()
         self._ready = Future()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> InferenceWorker:
+        """The serving worker as the settings describe it (MODEL_DTYPE, threads, LRU size, batching)."""
+        return cls(lambda: load_base_model(settings), threads=settings.inference_threads,
+                   cache_size=settings.adapter_cache_size, batch_window_s=settings.batch_window_ms / 1000,
+                   max_batch=settings.max_batch_size)
 
     async def start(self) -> None:
         """Start the thread and wait until the model is loaded (errors surface here)."""

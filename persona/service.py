@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from persona.generate import AdapterRef, InferenceWorker, Sampling
-from persona.model import load_base_model
 from persona.prompt import Turn, build_prompt_ids
 from persona_store import Store, User
 from twinbot.settings import Settings
@@ -58,13 +57,7 @@ class TwinService:
     def __init__(self, settings: Settings, store: Store, worker: InferenceWorker | None = None) -> None:
         self.settings = settings
         self.store = store
-        self.worker = worker or InferenceWorker(
-            lambda: load_base_model(settings),
-            threads=settings.inference_threads,
-            cache_size=settings.adapter_cache_size,
-            batch_window_s=settings.batch_window_ms / 1000,
-            max_batch=settings.max_batch_size,
-        )
+        self.worker = worker or InferenceWorker.from_settings(settings)
 
     async def start(self) -> None:
         await self.worker.start()

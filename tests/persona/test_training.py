@@ -80,3 +80,14 @@ def test_batches_group_similar_lengths_without_losing_examples() -> None:
     random.Random(3).shuffle(shuffled)
     assert padding(order) < padding(shuffled) / 3
     assert order != sorted(order, key=lengths.__getitem__)  # still shuffled, not one long sort
+
+
+def test_a_job_trains_with_the_settings_unless_it_asks_otherwise(settings) -> None:  # noqa: ANN001
+    from persona.train import train_config
+    from persona_store import JobState, TrainingJob
+
+    s = settings.model_copy(update={"train_epochs": 3.0, "train_max_steps": 120, "lora_rank": 4})
+    plain = TrainingJob(1, 1, JobState.QUEUED, 0.0, 0, 0, None, None, None, params={"examples": 80})
+    asked = TrainingJob(2, 1, JobState.QUEUED, 0.0, 0, 0, None, None, None, params={"epochs": 2, "max_steps": 7})
+    assert (train_config(s, plain).epochs, train_config(s, plain).max_steps, train_config(s, plain).rank) == (3.0, 120, 4)
+    assert (train_config(s, asked).epochs, train_config(s, asked).max_steps) == (2.0, 7)
