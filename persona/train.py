@@ -253,6 +253,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"persona.train: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings.log_level)
+    if not args.user:
+        # A worker shares its machine with the bot: replies are what people wait for, so training
+        # takes the CPU the inference thread leaves idle (alone, a job still runs at full speed).
+        # Before torch starts its threads: on Linux each thread has its own niceness, inherited.
+        os.nice(settings.trainer_nice)
     torch.set_num_threads(args.threads)
     if args.user:
         return train_user_now(settings, args.user, args.platform)

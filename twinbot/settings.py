@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     # Training.
     trainer_backend: Literal["local", "ray"] = "local"
     start_local_worker: bool = True
+    trainer_nice: int = Field(default=10, ge=0, le=19)
     ray_address: str | None = None
     ray_task_cpus: int = Field(default=1, ge=1, le=256)
     shared_adapter_dir: Path | None = None

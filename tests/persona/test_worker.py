@@ -106,6 +106,8 @@ async def test_sigterm_puts_the_job_back_in_the_queue(trainer_settings: Settings
             return (await store.jobs.get(job.id)).step > 3
 
         await wait_for(running)
+        # The worker yields the CPU to the bot's replies.
+        assert os.getpriority(os.PRIO_PROCESS, worker.pid) == os.getpriority(os.PRIO_PROCESS, 0) + settings.trainer_nice
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=60) == 0, worker.stderr.read()
         released = await store.jobs.get(job.id)
