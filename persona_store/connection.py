@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -15,14 +16,18 @@ from persona_store.errors import DatabaseTooNew
 from persona_store.migrations import all_migrations
 
 # WAL lets the trainer process read and write while the bot does; secure_delete zeroes freed pages
-# so text removed by /forget does not linger in the file; the busy timeout covers the other process.
+# so text removed by /forget does not linger in the file.
 PRAGMAS = (
     "PRAGMA journal_mode = WAL",
     "PRAGMA foreign_keys = ON",
     "PRAGMA secure_delete = ON",
-    "PRAGMA busy_timeout = 10000",
     "PRAGMA synchronous = NORMAL",
 )
+BUSY_TIMEOUT_MS = 1000
+"""How long SQLite itself waits for another process's lock. Its wait blocks the connection's one
+thread (every read of the bot queues behind it), so it is short and `write` waits on from there."""
+WRITE_WAIT_S = 120.0
+"""How long a write waits for the other process (the trainer) before it fails."""
 
 
 def now() -> float:
@@ -44,7 +49,7 @@ class Database:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = await aiosqlite.connect(path, isolation_level=None)
         conn.row_factory = aiosqlite.Row
-        for pragma in PRAGMAS:
+        for pragma in (*PRAGMAS, f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}"):
             await conn.execute(pragma)
         db = cls(conn, path)
         try:
@@ -84,13 +89,32 @@ class Database:
     async def write(self) -> AsyncIterator[aiosqlite.Connection]:
         """A write transaction (BEGIN IMMEDIATE … COMMIT, ROLLBACK on error), one at a time."""
         async with self._write_lock:
-            await self._run("BEGIN IMMEDIATE")
+            await self._begin()
             try:
                 yield self.conn
             except BaseException:
                 await self._run("ROLLBACK")
                 raise
             await self._run("COMMIT")
+
+    async def _begin(self) -> None:
+        """BEGIN IMMEDIATE, waiting out another process's write transaction up to WRITE_WAIT_S.
+
+        Under load the trainer (a niced process) can hold the write lock longer than SQLite's busy
+        timeout; failing then would drop a user's message, so the wait goes on here, off the
+        connection's thread, and reads go through meanwhile.
+        """
+        deadline = time.monotonic() + WRITE_WAIT_S
+        pause = 0.02
+        while True:
+            try:
+                await self._run("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                    raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.5)
 
     async def _run(self, sql: str) -> None:
         async with self.conn.execute(sql):

@@ -214,3 +214,38 @@ async def test_delete_user_leaves_no_trace_in_any_file(tmp_path: Path) -> None:
     assert leftovers and all(count == 0 for count in leftovers.values()), leftovers
     assert any(p.read_bytes().count(b"keepsake") for p in tmp_path.iterdir() if p.is_file())
 
+
+
+async def test_a_write_waits_out_another_process_holding_the_lock_past_the_busy_timeout(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The trainer, niced and starved under load, can hold the write lock longer than SQLite's busy
+    timeout; the bot's write must wait (reads going on meanwhile), not fail and drop a message."""
+    import asyncio
+    import threading
+
+    from persona_store import connection
+
+    monkeypatch.setattr(connection, "BUSY_TIMEOUT_MS", 50)
+    path = tmp_path / "db.sqlite3"
+    async with open_store(path) as store:
+        user = await store.users.get_or_create("console", "me", "Me")
+        holding, release = threading.Event(), threading.Event()
+
+        def other_process() -> None:
+            with sqlite3.connect(path, isolation_level=None) as other:
+                other.execute("BEGIN IMMEDIATE")
+                holding.set()
+                release.wait(10)
+                other.execute("COMMIT")
+
+        holder = threading.Thread(target=other_process)
+        holder.start()
+        await asyncio.to_thread(holding.wait, 10)
+        write = asyncio.create_task(store.messages.add_many([message(user.id, 1, "kept despite the lock")]))
+        await asyncio.sleep(0.6)  # twelve busy timeouts
+        assert not write.done()
+        assert await store.users.get(user.id) is not None  # reads are not stuck behind the wait
+        release.set()
+        await asyncio.wait_for(write, 10)
+        await asyncio.to_thread(holder.join)
+        assert [m.text for m in await store.messages.for_training(user.id)] == ["kept despite the lock"]
