@@ -31,7 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.shared import percentile, random_adapters, rss_mb  # noqa: E402
+from bench.shared import in_child, percentile, random_adapters, rss_mb  # noqa: E402
 from bot.commands import CommandLayer, Event, Reply, open_services  # noqa: E402
 from persona.generate import AdapterRef, InferenceWorker  # noqa: E402
 from persona.model import model_source  # noqa: E402
@@ -242,7 +242,9 @@ async def main() -> None:
         sweep = await concurrency_sweep(settings, sources, args.sweep_rounds) if args.sweep_rounds else None
         if sweep:
             print(json.dumps({"sweep": sweep}), file=sys.stderr)
-        memory = await memory_with_adapters(settings, sources, args.adapters) if args.adapters else {}
+        # In a fresh process: this one still holds what the load runs and the sweep allocated.
+        memory = in_child(memory_with_adapters, (settings, sources, args.adapters), settings.inference_threads
+                          ) if args.adapters else {}
     report = {
         **{k: batched[k] for k in ("users", "loop_lag_p50_ms", "loop_lag_p99_ms", "reply_p50_s", "reply_p95_s",
                                    "replies_per_s", "errors")},

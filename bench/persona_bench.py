@@ -13,9 +13,7 @@ train_2000_messages_s (a twin trained on 2,000 real lines of the corpus's busies
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import multiprocessing
 import resource
 import statistics
 import sys
@@ -27,7 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.shared import percentile, random_adapters, rss_mb  # noqa: E402
+from bench.shared import in_child, percentile, random_adapters, rss_mb  # noqa: E402
 from persona.generate import AdapterRef, InferenceWorker, Sampling  # noqa: E402
 from persona.model import load_base_model, model_source  # noqa: E402
 from persona.prompt import Turn, build_prompt_ids  # noqa: E402
@@ -88,22 +86,6 @@ async def reply_latencies(settings: Settings, prompt: list[int], adapter: Path, 
     memory = rss_mb()
     await worker.close()
     return times, memory
-
-
-def in_child(fn, args: tuple, threads: int):  # noqa: ANN001, ANN201
-    """fn(*args) (a function or a coroutine function) in a fresh process, so its memory is its own."""
-    context = multiprocessing.get_context("spawn")
-    out = context.Queue()
-    child = context.Process(target=_run_child, args=(fn, args, threads, out))
-    child.start()
-    result = out.get()
-    child.join()
-    return result
-
-
-def _run_child(fn, args: tuple, threads: int, out: multiprocessing.Queue) -> None:  # noqa: ANN001
-    torch.set_num_threads(threads)
-    out.put(asyncio.run(fn(*args)) if asyncio.iscoroutinefunction(fn) else fn(*args))
 
 
 def train_2000(settings: Settings, corpus: Path) -> dict:

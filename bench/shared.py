@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import multiprocessing
 from pathlib import Path
 
 import torch
@@ -38,3 +40,19 @@ def random_adapters(settings: Settings, root: Path, count: int) -> list[Path]:
         model.save_pretrained(root / f"a{k}")
         paths.append(root / f"a{k}")
     return paths
+
+
+def in_child(fn, args: tuple, threads: int):  # noqa: ANN001, ANN201
+    """fn(*args) (a function or a coroutine function) in a fresh process, so its memory is its own."""
+    context = multiprocessing.get_context("spawn")
+    out = context.Queue()
+    child = context.Process(target=_run_child, args=(fn, args, threads, out))
+    child.start()
+    result = out.get()
+    child.join()
+    return result
+
+
+def _run_child(fn, args: tuple, threads: int, out: multiprocessing.Queue) -> None:  # noqa: ANN001
+    torch.set_num_threads(threads)
+    out.put(asyncio.run(fn(*args)) if asyncio.iscoroutinefunction(fn) else fn(*args))
