@@ -36,8 +36,17 @@ def test_eval_reports_and_tells_distinct_voices_apart(settings: Settings, tiny_m
     assert sorted(report["speakers"]) == sorted(VOICES) and report["chance"] == pytest.approx(1 / 3, abs=1e-3)
     assert sum(map(sum, report["confusion"])) == report["test_lines"] == 30
     assert report["ppl_own"] < report["ppl_base"] and report["ppl_own"] < report["ppl_other"]
-    assert report["attribution_accuracy"] > 0.6
+    assert report["attribution_accuracy"] > 0.6 and 0 <= report["attribution_accuracy_centred"] <= 1
     assert report["train_tokens_per_s"] > 0
+
+
+def test_centring_stops_a_twin_that_lowers_every_line_from_taking_them_all() -> None:
+    from persona.eval import attribute
+
+    # Lines 0-1 are twin 0's, lines 2-3 twin 1's; twin 0 scores every line lower.
+    scores = [[-1.0, -0.3], [-1.0, -0.3], [-0.8, -0.6], [-0.8, -0.6]]
+    assert attribute(scores) == [0, 0, 0, 0]
+    assert attribute(scores, centred=True) == [0, 0, 1, 1]
 
 
 def test_bad_corpus_and_too_few_lines_fail_clearly(tmp_path: Path, capsys: pytest.CaptureFixture,
