@@ -57,12 +57,13 @@ def base_train_config(settings: Settings, seed: int) -> TrainConfig:
 
 def train_config(settings: Settings, job: TrainingJob) -> TrainConfig:
     """The settings' config, with what the job itself asks for (rank, epochs, step and time budget) on top."""
+    base = base_train_config(settings, job.id)
     return replace(
-        base_train_config(settings, job.id),
-        rank=int(job.params.get("rank", settings.lora_rank)),
-        max_steps=int(job.params.get("max_steps", settings.train_max_steps)),
-        epochs=float(job.params.get("epochs", settings.train_epochs)),
-        max_minutes=float(job.params.get("max_minutes", settings.train_max_minutes)),
+        base,
+        rank=int(job.params.get("rank", base.rank)),
+        max_steps=int(job.params.get("max_steps", base.max_steps)),
+        epochs=float(job.params.get("epochs", base.epochs)),
+        max_minutes=float(job.params.get("max_minutes", base.max_minutes)),
     )
 
 

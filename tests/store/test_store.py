@@ -215,7 +215,6 @@ async def test_delete_user_leaves_no_trace_in_any_file(tmp_path: Path) -> None:
     assert any(p.read_bytes().count(b"keepsake") for p in tmp_path.iterdir() if p.is_file())
 
 
-
 async def test_a_write_waits_out_another_process_holding_the_lock_past_the_busy_timeout(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The trainer, niced and starved under load, can hold the write lock longer than SQLite's busy
