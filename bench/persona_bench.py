@@ -3,8 +3,9 @@
 `python bench/persona_bench.py [--corpus office.jsonl] [--threads 2]`
 
 Keys: reply_p50_s / reply_p95_s (40 new tokens through the inference worker, a user adapter
-active, the serving MODEL_DTYPE), decode_tok_s_fp32 / _bf16 / _int8, adapter_switch_hot_ms (set_adapter between
-loaded adapters) / adapter_switch_cold_ms (load_adapter from disk), train_tok_s and
+active, the serving MODEL_DTYPE), decode_tok_s_fp32 / _bf16 / _int8, adapter_switch_hot_ms (the worker folding
+another loaded adapter into the weights, as a lone reply for another twin does) /
+adapter_switch_cold_ms (load_adapter from disk), train_tok_s and
 train_2000_messages_s (a twin trained on 2,000 real lines of the corpus's busiest speaker with
 /train's settings, model load included; needs --corpus, see bench/office_corpus.py), rss_bot_mb
 (the serving process with the model loaded) and rss_trainer_mb (peak of the training process).
@@ -26,8 +27,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.shared import in_child, percentile, random_adapters, rss_mb  # noqa: E402
-from persona.generate import AdapterRef, InferenceWorker, Sampling  # noqa: E402
-from persona.model import load_base_model, model_source  # noqa: E402
+from persona.generate import AdapterRef, FoldedAdapter, InferenceWorker, Sampling  # noqa: E402
+from persona.model import load_base_model, match_base_dtype, model_source  # noqa: E402
 from persona.prompt import Turn, build_prompt_ids  # noqa: E402
 from twinbot.settings import Settings, load_settings  # noqa: E402
 
@@ -57,11 +58,14 @@ def switch_ms(settings: Settings, adapters: list[Path]) -> tuple[float, float]:
     base, _ = load_base_model(settings)
     model = PeftModel.from_pretrained(base, str(adapters[0]), adapter_name="a0")
     model.load_adapter(str(adapters[1]), adapter_name="a1")
+    match_base_dtype(model)
+    folded = FoldedAdapter(model)
     hot = []
-    for k in range(40):
-        started = time.perf_counter()
-        model.set_adapter(f"a{k % 2}")
-        hot.append((time.perf_counter() - started) * 1000)
+    with torch.inference_mode():
+        for k in range(40):
+            started = time.perf_counter()
+            folded.fold(f"a{k % 2}")
+            hot.append((time.perf_counter() - started) * 1000)
     cold = []
     for k in range(2, len(adapters)):
         started = time.perf_counter()

@@ -83,7 +83,12 @@ class FoldedAdapter:
         self.current: str | None = None
 
     def fold(self, name: str | None) -> None:
-        """Make the adapted weights W + B·A of adapter `name` (None: the base's own W)."""
+        """Make the adapted weights W + s·B·A of adapter `name` (None: the base's own W).
+
+        One fused product-and-add per layer straight into the weight: peft's `get_delta_weight`
+        would take the product in fp32, cast it, and leave the add and another cast to us, which
+        made a switch between two loaded adapters ~100 ms instead of a few.
+        """
         if name == self.current:
             return
         for layer, weight in zip(self.layers, self.pristine, strict=True):
@@ -91,7 +96,8 @@ class FoldedAdapter:
             if name is None:
                 target.data.copy_(weight)
             else:
-                target.data.copy_((weight.float() + layer.get_delta_weight(name).float()).to(weight.dtype))
+                a, b = layer.lora_A[name].weight, layer.lora_B[name].weight
+                torch.addmm(weight, b.to(weight.dtype), a.to(weight.dtype), alpha=layer.scaling[name], out=target.data)
         self.current = name
 
 
