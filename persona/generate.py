@@ -2,9 +2,9 @@
 
 Requests that arrive within a short window are generated together, even for different users'
 adapters (peft's mixed-batch `adapter_names=`; `__base__` for twins without one). A batch whose
-rows all use one adapter (a lone reply, most often) runs with that adapter folded into the base
-weights instead. A bounded LRU keeps the most recently used adapters loaded; the least recently
-used is deleted from the model.
+rows all use one adapter (a lone reply, most often) runs on that adapter's folded weights instead
+(`persona.folding`). A bounded LRU keeps the most recently used adapters loaded; the least recently
+used is deleted from the model, its folds with it.
 The event loop only ever awaits futures: torch never runs on it.
 """
 
@@ -22,10 +22,12 @@ from dataclasses import dataclass, field
 
 import torch
 from peft import PeftModel, get_peft_model
-from peft.tuners.lora import LoraLayer
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from persona.model import load_base_model, lora_config, match_base_dtype
+from persona.attention import SERVING_ATTENTION
+from persona.decoding import Sampling, decode
+from persona.folding import AdapterFolds, make_foldable
+from persona.model import LORA_TARGETS, load_base_model, lora_config, match_base_dtype
 from twinbot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,14 +43,6 @@ class AdapterRef:
     name: str
     path: str
     version: float
-
-
-@dataclass(frozen=True, slots=True)
-class Sampling:
-    do_sample: bool = True
-    temperature: float = 0.8
-    top_p: float = 0.92
-    repetition_penalty: float = 1.15
 
 
 @dataclass
@@ -68,37 +62,11 @@ class _Call:
     future: Future = field(default_factory=Future)
 
 
-class FoldedAdapter:
-    """One adapter folded into the weights it adapts, for batches in which every row uses it.
-
-    Unfolded, LoRA costs a few small matrix products per adapted layer and token, which is a third
-    of a one-row decoding step of the bundled model; folded (W + BA), the batch is as cheap as the
-    base. Restoring copies back the untouched weights kept aside (+26 MB for the bundled model's
-    q/v), so it is exact: peft's merge/unmerge adds and subtracts in bf16, and would drift.
-    """
-
-    def __init__(self, model: PeftModel) -> None:
-        self.layers = [m for m in model.modules() if isinstance(m, LoraLayer)]
-        self.pristine = [layer.get_base_layer().weight.detach().clone() for layer in self.layers]
-        self.current: str | None = None
-
-    def fold(self, name: str | None) -> None:
-        """Make the adapted weights W + s·B·A of adapter `name` (None: the base's own W).
-
-        One fused product-and-add per layer straight into the weight: peft's `get_delta_weight`
-        would take the product in fp32, cast it, and leave the add and another cast to us, which
-        made a switch between two loaded adapters ~100 ms instead of a few.
-        """
-        if name == self.current:
-            return
-        for layer, weight in zip(self.layers, self.pristine, strict=True):
-            target = layer.get_base_layer().weight
-            if name is None:
-                target.data.copy_(weight)
-            else:
-                a, b = layer.lora_A[name].weight, layer.lora_B[name].weight
-                torch.addmm(weight, b.to(weight.dtype), a.to(weight.dtype), alpha=layer.scaling[name], out=target.data)
-        self.current = name
+def prepare_for_serving(base: PreTrainedModel) -> None:
+    """What serving does to a loaded base before peft wraps it: fp32 attention in decoding steps,
+    and q/v layers that serve adapters folded (int8 ones when the rest of the model is int8)."""
+    base.set_attn_implementation(SERVING_ATTENTION)
+    make_foldable(base, LORA_TARGETS)
 
 
 @dataclass
@@ -124,7 +92,7 @@ class InferenceWorker:
         self._thread: threading.Thread | None = None
         self._loaded: OrderedDict[str, AdapterRef] = OrderedDict()
         self.model: PeftModel | None = None
-        self._folded: FoldedAdapter | None = None
+        self._folds: AdapterFolds | None = None
         self.tokenizer: PreTrainedTokenizerBase | None = None
         self.stats = WorkerStats()
         self._ready = Future()
@@ -173,10 +141,11 @@ class InferenceWorker:
         torch.set_num_threads(self.threads)
         try:
             base, self.tokenizer = self._load()
+            prepare_for_serving(base)
             # A zero-initialised placeholder adapter makes the model a PeftModel from the start, so
             # user adapters can be loaded and mixed; it is never used for generation.
             self.model = get_peft_model(base, lora_config(8), adapter_name=PLACEHOLDER).eval()
-            self._folded = FoldedAdapter(self.model)
+            self._folds = AdapterFolds(self.model)
         except BaseException as exc:
             self._ready.set_exception(exc)
             return
@@ -232,9 +201,8 @@ class InferenceWorker:
 
     def _unload(self, name: str) -> None:
         if self._loaded.pop(name, None) is not None:
-            assert self.model is not None and self._folded is not None
-            if self._folded.current == name:
-                self._folded.fold(None)
+            assert self.model is not None and self._folds is not None
+            self._folds.forget(name)
             self.model.delete_adapter(name)
             self.stats.adapter_evictions += 1
 
@@ -275,25 +243,17 @@ class InferenceWorker:
         for row, request in enumerate(batch):
             ids[row, width - len(request.prompt_ids):] = torch.tensor(request.prompt_ids)
             mask[row, width - len(request.prompt_ids):] = 1
-        sampling = batch[0].sampling
         stop_ids = [tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|im_start|>")]
-        kwargs: dict = {"do_sample": sampling.do_sample, "repetition_penalty": sampling.repetition_penalty}
-        if sampling.do_sample:
-            kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p)
-        kwargs.update(input_ids=ids, attention_mask=mask, max_new_tokens=max(r.max_new_tokens for r in batch),
-                      eos_token_id=stop_ids, pad_token_id=pad)
-        assert self._folded is not None
+        longest = max(r.max_new_tokens for r in batch)
+        assert self._folds is not None
         with torch.inference_mode():
-            if len(set(names)) == 1:  # one adapter (or none) for every row: folded in, no LoRA layers run
-                self._folded.fold(None if names[0] == BASE else names[0])
+            if len(set(names)) == 1:  # one adapter (or none) for every row: its folds, no LoRA layers run
+                self._folds.use(None if names[0] == BASE else names[0])
                 with self.model.disable_adapter():
-                    out = self.model.generate(**kwargs)
+                    new = decode(self.model, ids, mask, longest, batch[0].sampling, stop_ids, pad)
             else:
-                self._folded.fold(None)
-                out = self.model.generate(adapter_names=names, **kwargs)
-        texts = []
-        for row, request in enumerate(batch):
-            new = out[row, width: width + request.max_new_tokens].tolist()
-            cut = next((i for i, t in enumerate(new) if t in stop_ids), len(new))
-            texts.append(tokenizer.decode(new[:cut], skip_special_tokens=True))
+                self._folds.use(None)
+                new = decode(self.model, ids, mask, longest, batch[0].sampling, stop_ids, pad, adapter_names=names)
+        texts = [tokenizer.decode(row[: request.max_new_tokens], skip_special_tokens=True)
+                 for row, request in zip(new, batch, strict=True)]
         return texts

@@ -8,21 +8,42 @@ next-token distribution barely moves (KL ~0.01 nats/token). Activations stay bf1
 The int8 kernel only wins for a few rows at a time (decode steps of a batch); on a prompt of
 hundreds of tokens it is 2-3x slower than a bf16 matrix product, so each layer keeps its bf16
 weight for those (+135 MB resident for SmolLM2-135M; the tied output layer shares the embedding's).
-The layers that LoRA adapters wrap (`LORA_TARGETS`) stay plain bf16 Linears, so adapters load, mix
-and switch exactly as before; training always uses the full-precision base.
+The layers that LoRA adapters wrap (`LORA_TARGETS`) stay Linears here, so adapters load and mix as
+before; `persona.folding` gives them their own int8 copies, with the serving adapter folded in.
+Training always uses the full-precision base.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
+
+INT8_MAX_ROWS = 16
+"""Up to this many rows (tokens) per call the int8 kernel is faster than bf16; above it, slower."""
+
+
+@dataclass(frozen=True)
+class Int8Weight:
+    """A weight matrix as int8 with one bf16 scale per output row."""
+
+    values: torch.Tensor
+    scales: torch.Tensor
+
+    @classmethod
+    def of(cls, weight: torch.Tensor) -> Int8Weight:
+        weight = weight.detach().float()
+        scale = weight.abs().amax(dim=1).clamp(min=1e-8) / 127.0
+        return cls(torch.round(weight / scale[:, None]).to(torch.int8), scale.to(torch.bfloat16))
+
+    def matmul(self, flat: torch.Tensor) -> torch.Tensor:
+        """`flat` (rows x in, bf16) times the weight's transpose."""
+        return torch._weight_int8pack_mm(flat, self.values, self.scales)
 
 
 class Int8Linear(nn.Module):
     """A bias-free Linear that decodes with an int8 copy of its weight (one bf16 scale per output row)."""
-
-    INT8_MAX_ROWS = 16
-    """Up to this many rows (tokens) per call the int8 kernel is faster than bf16; above it, slower."""
 
     def __init__(self, linear: nn.Linear) -> None:
         super().__init__()
@@ -30,17 +51,14 @@ class Int8Linear(nn.Module):
             raise ValueError("Int8Linear takes bias-free layers (every Linear of the Llama family is)")
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self.weight = linear.weight
-        weight = linear.weight.detach().float()
-        scale = weight.abs().amax(dim=1).clamp(min=1e-8) / 127.0
-        self.register_buffer("weight_int8", torch.round(weight / scale[:, None]).to(torch.int8))
-        self.register_buffer("scales", scale.to(torch.bfloat16))
+        self.int8 = Int8Weight.of(linear.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.reshape(-1, self.in_features).to(torch.bfloat16)
-        if flat.shape[0] > self.INT8_MAX_ROWS:
+        if flat.shape[0] > INT8_MAX_ROWS:
             out = torch.nn.functional.linear(flat, self.weight.to(torch.bfloat16))
         else:
-            out = torch._weight_int8pack_mm(flat, self.weight_int8, self.scales)
+            out = self.int8.matmul(flat)
         return out.reshape(*x.shape[:-1], self.out_features).to(x.dtype)
 
 

@@ -11,7 +11,7 @@ from peft import PeftModel, get_peft_model
 from torch import nn
 
 from persona.model import LORA_TARGETS, load_base_model, lora_config
-from persona.quantize import Int8Linear, quantize_for_serving
+from persona.quantize import INT8_MAX_ROWS, Int8Linear, quantize_for_serving
 from twinbot.settings import load_settings
 
 
@@ -19,8 +19,8 @@ def test_int8_linear_matches_the_linear_it_replaces() -> None:
     torch.manual_seed(0)
     linear = nn.Linear(96, 40, bias=False).to(torch.bfloat16)
     quantized = Int8Linear(linear)
-    assert quantized.weight_int8.dtype == torch.int8
-    for rows in (1, 3, Int8Linear.INT8_MAX_ROWS + 1):  # the int8 kernel, and the bf16 one for long prompts
+    assert quantized.int8.values.dtype == torch.int8
+    for rows in (1, 3, INT8_MAX_ROWS + 1):  # the int8 kernel, and the bf16 one for long prompts
         x = torch.randn(rows, 5, 96, dtype=torch.bfloat16)
         got, want = quantized(x[:, :1]).float(), linear(x[:, :1]).float()
         assert got.shape == want.shape == (rows, 1, 40)

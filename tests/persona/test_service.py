@@ -74,20 +74,21 @@ async def test_adapter_lru_is_bounded_and_reloads_new_versions(tiny_model_dir: P
     await worker.close()
 
 
-async def test_a_lone_adapter_is_folded_in_and_the_base_comes_back_exactly(tiny_model_dir: Path,
-                                                                          adapters: list[AdapterRef]) -> None:
+async def test_a_lone_adapter_is_served_folded_and_the_base_weights_are_never_touched(
+        tiny_model_dir: Path, adapters: list[AdapterRef]) -> None:
     worker = InferenceWorker(loader(tiny_model_dir), threads=1, cache_size=1, batch_window_s=0.0, max_batch=1)
     await worker.start()
-    q = worker.model.get_base_model().model.layers[0].self_attn.q_proj.get_base_layer().weight
-    pristine = q.detach().clone()
+    q = worker.model.get_base_model().model.layers[0].self_attn.q_proj.get_base_layer()
+    pristine = q.weight.detach().clone()
     prompt = [1, 2, 3, 4]
+    base_reply = await worker.generate(prompt, None, 8, GREEDY)
     await worker.generate(prompt, adapters[0], 4, GREEDY)
-    assert not torch.equal(q, pristine)  # the adapter is in the weights
-    await worker.generate(prompt, None, 4, GREEDY)
-    assert torch.equal(q, pristine)
+    assert q.fold is not None and not torch.equal(q.fold.weight, pristine)  # the adapter's folded weight serves
+    assert await worker.generate(prompt, None, 8, GREEDY) == base_reply
+    assert q.fold is None and torch.equal(q.weight, pristine)
     await worker.generate(prompt, adapters[1], 4, GREEDY)
-    await worker.evict(adapters[1].name)  # evicting the folded adapter unfolds it
-    assert torch.equal(q, pristine)
+    await worker.evict(adapters[1].name)  # evicting the adapter in use drops its folds
+    assert q.fold is None and torch.equal(q.weight, pristine)
 
     # Retrained (same name, new files): the new weights are folded, not the ones of the old version.
     alone = InferenceWorker(loader(tiny_model_dir), threads=1, cache_size=1, batch_window_s=0.0, max_batch=1)
