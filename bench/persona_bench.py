@@ -27,9 +27,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.shared import in_child, percentile, random_adapters, rss_mb  # noqa: E402
-from persona.folding import AdapterFolds  # noqa: E402
-from persona.generate import AdapterRef, InferenceWorker, Sampling, prepare_for_serving  # noqa: E402
-from persona.model import load_base_model, match_base_dtype, model_source  # noqa: E402
+from persona.folding import AdapterFolds, make_foldable  # noqa: E402
+from persona.generate import AdapterRef, InferenceWorker, Sampling  # noqa: E402
+from persona.model import LORA_TARGETS, load_base_model, match_base_dtype, model_source  # noqa: E402
 from persona.prompt import Turn, build_prompt_ids  # noqa: E402
 from twinbot.settings import Settings, load_settings  # noqa: E402
 
@@ -42,7 +42,7 @@ FORCED = Sampling(do_sample=True, repetition_penalty=1.15)
 
 def decode_tok_s(settings: Settings, model_dtype: str, prompt: list[int], runs: int = 3) -> float:
     model, tokenizer = load_base_model(settings.model_copy(update={"model_dtype": model_dtype}))
-    prepare_for_serving(model)
+    make_foldable(model, LORA_TARGETS)
     ids = torch.tensor([prompt])
     rates = []
     with torch.inference_mode():
@@ -60,7 +60,7 @@ def switch_ms(settings: Settings, adapters: list[Path]) -> tuple[float, float]:
     from peft import PeftModel
 
     base, _ = load_base_model(settings)
-    prepare_for_serving(base)
+    make_foldable(base, LORA_TARGETS)
     model = PeftModel.from_pretrained(base, str(adapters[0]), adapter_name="a0")
     model.load_adapter(str(adapters[1]), adapter_name="a1")
     match_base_dtype(model)

@@ -24,7 +24,6 @@ import torch
 from peft import PeftModel, get_peft_model
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from persona.attention import SERVING_ATTENTION
 from persona.decoding import Sampling, decode
 from persona.folding import AdapterFolds, make_foldable
 from persona.model import LORA_TARGETS, load_base_model, lora_config, match_base_dtype
@@ -60,13 +59,6 @@ class _Call:
 
     fn: Callable[[], object]
     future: Future = field(default_factory=Future)
-
-
-def prepare_for_serving(base: PreTrainedModel) -> None:
-    """What serving does to a loaded base before peft wraps it: fp32 attention in decoding steps,
-    and q/v layers that serve adapters folded (int8 ones when the rest of the model is int8)."""
-    base.set_attn_implementation(SERVING_ATTENTION)
-    make_foldable(base, LORA_TARGETS)
 
 
 @dataclass
@@ -141,7 +133,7 @@ class InferenceWorker:
         torch.set_num_threads(self.threads)
         try:
             base, self.tokenizer = self._load()
-            prepare_for_serving(base)
+            make_foldable(base, LORA_TARGETS)
             # A zero-initialised placeholder adapter makes the model a PeftModel from the start, so
             # user adapters can be loaded and mixed; it is never used for generation.
             self.model = get_peft_model(base, lora_config(8), adapter_name=PLACEHOLDER).eval()

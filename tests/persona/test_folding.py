@@ -11,8 +11,8 @@ from peft import PeftModel, get_peft_model
 from torch import nn
 from transformers import AutoModelForCausalLM
 
+from persona.attention import FP32_ATTENTION
 from persona.folding import AdapterFolds, FoldableLinear, make_foldable
-from persona.generate import prepare_for_serving
 from persona.model import LORA_TARGETS, lora_config
 from persona.quantize import INT8_MAX_ROWS, quantize_for_serving
 
@@ -20,10 +20,11 @@ from persona.quantize import INT8_MAX_ROWS, quantize_for_serving
 def serving_model(tiny_model_dir: Path, dtype: str) -> tuple[PeftModel, AdapterFolds]:
     """The tiny Llama prepared as the inference worker prepares its base, with two random adapters."""
     torch.manual_seed(0)
-    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32 if dtype == "float32" else torch.bfloat16)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, attn_implementation=FP32_ATTENTION,
+                                                dtype=torch.float32 if dtype == "float32" else torch.bfloat16)
     if dtype == "int8":
         quantize_for_serving(base, set(LORA_TARGETS))
-    prepare_for_serving(base)
+    make_foldable(base, LORA_TARGETS)
     model = get_peft_model(base, lora_config(8), adapter_name="one")
     model.add_adapter("two", lora_config(8))
     for name, param in model.named_parameters():
