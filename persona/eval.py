@@ -9,7 +9,8 @@ trained exactly as `/train` trains one (same examples, prompts and settings) on 
 
 Twins are scored as they answer: each held-out line x is the reply to the prompt twin t would get
 in a chat (persona prompt with t's name, t's own past lines most like the line being answered,
-found by the store's search, and the conversation seen from t's side), with t's adapter on.
+found by the store's search, and the conversation seen from t's side), with t's adapter folded in
+as serving folds a lone reply's.
 score(x, t) = loss_t(x | context) - loss_base(x | context), where the base reads the same
 conversation with no persona; x is attributed to the twin with the lowest score. `ppl_base` is
 the owner's untrained twin (same prompt, no adapter): what training adds.
@@ -34,8 +35,9 @@ from peft import PeftModel
 from tqdm import tqdm
 
 from persona.examples import CONTEXT_TURNS, Example, build_examples, usable
+from persona.folding import AdapterFolds, make_foldable
 from persona.lora_training import TrainConfig, encode, labelled_nll, pad_batch, train_adapter, write_adapter
-from persona.model import load_base_model, match_base_dtype
+from persona.model import LORA_TARGETS, load_base_model, match_base_dtype
 from persona.prompt import Turn, build_reply_scoring_ids
 from persona.service import PROMPT_TOKENS, reply_examples
 from persona.train import base_train_config
@@ -210,11 +212,13 @@ def evaluate(settings: Settings, lines: list[Line], splits: list[Split], seed: i
         scoring_started = time.monotonic()
         retrieved = asyncio.run(reply_examples_for(lines, splits, tests, settings.retrieval_examples))
         base, tokenizer = load_base_model(settings, dtype=torch.bfloat16)  # scoring only: bf16 is 2-3x faster
+        make_foldable(base, LORA_TARGETS)
         model = PeftModel.from_pretrained(base, str(adapters[names[0]]), adapter_name="twin0")
         for k, name in enumerate(names[1:], 1):
             model.load_adapter(str(adapters[name]), adapter_name=f"twin{k}")
         match_base_dtype(model)
         model.eval()
+        folds = AdapterFolds(model)  # each twin scored folded in, as a lone reply is served
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
         def scored(owner: str, k: int | None, i: int, at: int) -> tuple[list[int], list[int]]:
@@ -227,10 +231,11 @@ def evaluate(settings: Settings, lines: list[Line], splits: list[Split], seed: i
         untrained_own: list[tuple[float, int]] = [(0.0, 0)] * len(tests)
         for k, name in enumerate(tqdm(names, desc="scoring held-out lines", disable=not progress)):
             encoded = [scored(name, k, i, at) for i, (_, at) in enumerate(tests)]
-            model.set_adapter(f"twin{k}")
-            twin_loss[k] = token_losses(model, encoded, pad_id)
             own = [i for i, (owner_k, _) in enumerate(tests) if owner_k == k]
-            with model.disable_adapter():
+            with model.disable_adapter(), torch.inference_mode():
+                folds.use(f"twin{k}")
+                twin_loss[k] = token_losses(model, encoded, pad_id)
+                folds.forget(f"twin{k}")  # its folded copy goes, and the base serves: the untrained twin
                 for i, loss in zip(own, token_losses(model, [encoded[i] for i in own], pad_id), strict=True):
                     untrained_own[i] = loss
         with model.disable_adapter():
