@@ -115,8 +115,8 @@ def train_2000(settings: Settings, corpus: Path) -> dict:
     own = [line.index for line in lines if line.speaker == speaker]
     examples = build_examples(as_messages(lines[: own[1999] + 1], speaker))[:2000]
     started = time.perf_counter()
-    base, tokenizer = load_base_model(settings, dtype=torch.float32)
     cfg = base_train_config(settings, 0)
+    base, tokenizer = load_base_model(settings, dtype=cfg.base_dtype)
     _, result = train_adapter(base, tokenizer, encode(tokenizer, speaker, examples, cfg.max_tokens), cfg)
     return {"train_2000_messages_s": round(time.perf_counter() - started, 1),
             "train_tok_s": round(result.tokens / result.seconds, 1), "train_steps": result.steps,

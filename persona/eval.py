@@ -167,7 +167,7 @@ def train_twins(settings: Settings, lines: list[Line], splits: list[Split], cfg:
     seconds, tokens = 0.0, 0
     for k, split in enumerate(splits):
         examples = build_examples(as_messages(lines[: split.train_upto], split.speaker))
-        base, tokenizer = load_base_model(settings, dtype=torch.float32)
+        base, tokenizer = load_base_model(settings, dtype=cfg.base_dtype)
         bar = tqdm(desc=f"training {split.speaker} ({k + 1}/{len(splits)})", unit="step", disable=not progress,
                    leave=False)
 

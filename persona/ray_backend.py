@@ -56,7 +56,7 @@ def _train_task(settings: Settings, owner_name: str, examples: list[Example], co
     from persona.model import load_base_model
 
     torch.set_num_threads(max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))))
-    base, tokenizer = load_base_model(settings, dtype=torch.float32)
+    base, tokenizer = load_base_model(settings, dtype=config.base_dtype)
 
     def report(p: Progress) -> bool:
         progress.put(p)

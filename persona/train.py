@@ -85,7 +85,7 @@ Backend = Callable[[Settings, TrainRun, Callable[[Progress], bool]], dict]
 
 def train_here(settings: Settings, run: TrainRun, progress: Callable[[Progress], bool]) -> dict:
     """The `local` backend: train in this process, checkpointing so a killed worker resumes."""
-    base, tokenizer = load_base_model(settings, dtype=torch.float32)
+    base, tokenizer = load_base_model(settings, dtype=run.config.base_dtype)
     encoded = encode(tokenizer, run.owner_name, run.examples, run.config.max_tokens)
     model, result = train_adapter(base, tokenizer, encoded, run.config, progress=progress,
                                   checkpoint_dir=run.checkpoints)
