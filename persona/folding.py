@@ -23,7 +23,7 @@ from peft.tuners.lora import LoraLayer
 from torch import nn
 from torch.nn import functional
 
-from persona.quantize import INT8_MAX_ROWS, Int8Linear, Int8Weight
+from persona.quantize import Int8Linear, Int8Weight, few_rows
 
 
 @dataclass(frozen=True)
@@ -57,9 +57,8 @@ class FoldableLinear(nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         fold = self.fold
         packed = self.int8 if fold is None else fold.int8
-        if packed is not None and x.numel() <= INT8_MAX_ROWS * self.in_features:
-            flat = x.reshape(-1, self.in_features).to(torch.bfloat16)
-            return packed.matmul(flat).reshape(*x.shape[:-1], self.out_features).to(x.dtype)
+        if packed is not None and few_rows(x):
+            return packed.linear(x)
         if fold is None:
             return functional.linear(x, self.weight)
         if fold.weight is not None:

@@ -37,9 +37,16 @@ class Int8Weight:
         scale = weight.abs().amax(dim=1).clamp(min=1e-8) / 127.0
         return cls(torch.round(weight / scale[:, None]).to(torch.int8), scale.to(torch.bfloat16))
 
-    def matmul(self, flat: torch.Tensor) -> torch.Tensor:
-        """`flat` (rows x in, bf16) times the weight's transpose."""
-        return torch._weight_int8pack_mm(flat, self.values, self.scales)
+    def linear(self, x: torch.Tensor) -> torch.Tensor:
+        """`x` (..., in) times the weight's transpose, computed in bf16, returned in x's dtype."""
+        flat = x.reshape(-1, x.shape[-1]).to(torch.bfloat16)
+        out = torch._weight_int8pack_mm(flat, self.values, self.scales)
+        return out.reshape(*x.shape[:-1], out.shape[-1]).to(x.dtype)
+
+
+def few_rows(x: torch.Tensor) -> bool:
+    """Whether a call is decoding-sized (the int8 kernel's side of INT8_MAX_ROWS)."""
+    return x.numel() <= INT8_MAX_ROWS * x.shape[-1]
 
 
 class Int8Linear(nn.Module):
@@ -54,12 +61,9 @@ class Int8Linear(nn.Module):
         self.int8 = Int8Weight.of(linear.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        flat = x.reshape(-1, self.in_features).to(torch.bfloat16)
-        if flat.shape[0] > INT8_MAX_ROWS:
-            out = torch.nn.functional.linear(flat, self.weight.to(torch.bfloat16))
-        else:
-            out = self.int8.matmul(flat)
-        return out.reshape(*x.shape[:-1], self.out_features).to(x.dtype)
+        if few_rows(x):
+            return self.int8.linear(x)
+        return torch.nn.functional.linear(x.to(torch.bfloat16), self.weight.to(torch.bfloat16)).to(x.dtype)
 
 
 def quantize_for_serving(model: nn.Module, keep: set[str]) -> int:
