@@ -10,7 +10,7 @@ hundreds of tokens it is 2-3x slower than a bf16 matrix product, so each layer k
 weight for those (+135 MB resident for SmolLM2-135M; the tied output layer shares the embedding's).
 The layers that LoRA adapters wrap (`LORA_TARGETS`) stay Linears here, so adapters load and mix as
 before; `persona.folding` gives them their own int8 copies, with the serving adapter folded in.
-Training always uses the full-precision base.
+Training and scoring never quantize (bf16 or fp32 weights, `load_base_model(dtype=...)`).
 """
 
 from __future__ import annotations
