@@ -8,11 +8,22 @@ from pathlib import Path
 
 import pytest
 import torch
-from peft import PeftModel
+from peft import PeftModel, get_peft_model
 from transformers import AutoModelForCausalLM
 
 from persona.examples import Example
-from persona.lora_training import TrainConfig, TrainingStopped, bucketed_order, encode, train_adapter, write_adapter
+from persona.lora_training import (
+    TrainConfig,
+    TrainingStopped,
+    bucketed_order,
+    encode,
+    labelled_nll,
+    pad_batch,
+    shared_prefix_length,
+    train_adapter,
+    write_adapter,
+)
+from persona.model import lora_config
 from persona.prompt import Turn
 
 torch.set_num_threads(1)
@@ -91,3 +102,41 @@ def test_a_job_trains_with_the_settings_unless_it_asks_otherwise(settings) -> No
     asked = TrainingJob(2, 1, JobState.QUEUED, 0.0, 0, 0, None, None, None, params={"epochs": 2, "max_steps": 7})
     assert (train_config(s, plain).epochs, train_config(s, plain).max_steps, train_config(s, plain).rank) == (3.0, 120, 4)
     assert (train_config(s, asked).epochs, train_config(s, asked).max_steps) == (2.0, 7)
+
+
+def test_the_shared_prefix_stops_before_the_first_scored_token_and_at_padding() -> None:
+    def batch(rows: list[tuple[list[int], list[int]]]) -> dict[str, torch.Tensor]:
+        return pad_batch(rows, 0)
+
+    a = ([5, 6, 7, 8, 9], [-100, -100, -100, 8, 9])
+    b = ([5, 6, 7, 1, 2, 3], [-100, -100, -100, -100, 2, 3])
+    assert shared_prefix_length(batch([a, b])) == 2  # token 7 is where row a's first label is predicted
+    assert shared_prefix_length(batch([b, ([5, 6, 7, 1], [-100, -100, -100, -100])])) == 3
+    assert shared_prefix_length(batch([([0, 1], [-100, 1]), ([0], [-100])])) == 0  # the pad (0) is not shared
+    assert shared_prefix_length(batch([a])) == 0
+    assert shared_prefix_length(batch([a, ([4, 6, 7, 8, 9], a[1])])) == 0
+
+
+def test_sharing_the_prompt_prefix_gives_every_rows_own_loss_and_gradients(tiny_model_dir: Path, tokenizer) -> None:  # noqa: ANN001
+    """A batch run with its common prefix computed once must equal each row run alone, gradients included."""
+    torch.manual_seed(0)
+    model = get_peft_model(load(tiny_model_dir), lora_config(4))
+    for name, param in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=0.5)  # a non-zero adapter, so the prefix's keys depend on it
+    varied = [Example(tuple(Turn("Bo", "hi " * (i + 1), False) for _ in range(i % 3 + 1)), f"line {i} " * (i + 1))
+              for i in range(5)]
+    encoded = encode(tokenizer, "Ana", varied, 96)
+    batch = pad_batch(encoded, tokenizer.eos_token_id)
+    assert shared_prefix_length(batch) > 10
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    nll, rows = labelled_nll(model, batch)
+    shared_grads = torch.autograd.grad(nll.sum(), params)
+    alone = [labelled_nll(model, pad_batch([item], tokenizer.eos_token_id))[0] for item in encoded]
+    alone_grads = torch.autograd.grad(sum(n.sum() for n in alone), params)
+
+    assert torch.equal(rows, torch.cat([torch.full((len(n),), k) for k, n in enumerate(alone)]))
+    torch.testing.assert_close(nll, torch.cat(alone), rtol=1e-5, atol=1e-5)
+    for shared, whole in zip(shared_grads, alone_grads, strict=True):
+        torch.testing.assert_close(shared, whole, rtol=1e-4, atol=1e-6)
