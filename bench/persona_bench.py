@@ -4,8 +4,8 @@
 
 Keys: reply_p50_s / reply_p95_s (40 new tokens through the inference worker, a user adapter
 active, the serving MODEL_DTYPE), decode_tok_s_fp32 / _bf16 / _int8, adapter_switch_hot_ms (the worker switching to another
-loaded adapter's folds, as a lone reply for another twin does) / adapter_switch_cold_ms (load_adapter
-from disk and making its folds), train_tok_s and
+loaded adapter's folds, as a lone reply for another twin does) / adapter_switch_cold_ms (reading
+an adapter's files and making its folds), train_tok_s and
 train_2000_messages_s (a twin trained on 2,000 real lines of the corpus's busiest speaker with
 /train's settings, model load included; needs --corpus, see bench/office_corpus.py), rss_bot_mb
 (the serving process with the model loaded) and rss_trainer_mb (peak of the training process).
@@ -27,9 +27,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.shared import in_child, percentile, random_adapters, rss_mb  # noqa: E402
-from persona.folding import AdapterFolds, make_foldable  # noqa: E402
+from persona.folding import ServedAdapters, make_foldable  # noqa: E402
 from persona.generate import AdapterRef, InferenceWorker, Sampling  # noqa: E402
-from persona.model import LORA_TARGETS, load_base_model, match_base_dtype, model_source  # noqa: E402
+from persona.model import LORA_TARGETS, load_base_model, model_source  # noqa: E402
 from persona.prompt import Turn, build_prompt_ids  # noqa: E402
 from twinbot.settings import Settings, load_settings  # noqa: E402
 
@@ -57,32 +57,27 @@ def decode_tok_s(settings: Settings, model_dtype: str, prompt: list[int], runs: 
 def switch_ms(settings: Settings, adapters: list[Path]) -> tuple[float, float]:
     """Switching between two loaded adapters as a lone reply does (their folds made), and loading
     a new one from disk up to its folds, as its first lone reply pays."""
-    from peft import PeftModel
-
-    base, _ = load_base_model(settings)
-    make_foldable(base, LORA_TARGETS)
-    model = PeftModel.from_pretrained(base, str(adapters[0]), adapter_name="a0")
-    model.load_adapter(str(adapters[1]), adapter_name="a1")
-    match_base_dtype(model)
-    folds = AdapterFolds(model)
+    model, _ = load_base_model(settings)
+    make_foldable(model, LORA_TARGETS)
+    served = ServedAdapters(model)
+    for k in (0, 1):
+        served.load(f"a{k}", adapters[k])
     hot = []
     with torch.inference_mode():
         for name in ("a0", "a1"):
-            folds.use(name)
+            served.use(name)
         for k in range(40):
             started = time.perf_counter()
-            folds.use(f"a{k % 2}")
+            served.use(f"a{k % 2}")
             hot.append((time.perf_counter() - started) * 1000)
     cold = []
     for k in range(2, len(adapters)):
         started = time.perf_counter()
-        model.load_adapter(str(adapters[k]), adapter_name=f"a{k}")
-        match_base_dtype(model)
+        served.load(f"a{k}", adapters[k])
         with torch.inference_mode():
-            folds.use(f"a{k}")
+            served.use(f"a{k}")
         cold.append((time.perf_counter() - started) * 1000)
-        folds.forget(f"a{k}")
-        model.delete_adapter(f"a{k}")
+        served.forget(f"a{k}")
     return round(statistics.median(hot), 3), round(statistics.median(cold), 1)
 
 

@@ -52,16 +52,13 @@ def next_tokens(logits: torch.Tensor, seen: torch.Tensor, sampling: Sampling) ->
 
 
 def decode(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, max_new_tokens: int,
-           sampling: Sampling, stop_ids: list[int], pad_id: int, **forward_kwargs: object) -> list[list[int]]:
-    """Up to `max_new_tokens` new ids per row (left-padded `ids`/`mask`), each row cut before its stop token.
-
-    `forward_kwargs` go to every forward call (peft's per-row `adapter_names`).
-    """
+           sampling: Sampling, stop_ids: list[int], pad_id: int) -> list[list[int]]:
+    """Up to `max_new_tokens` new ids per row (left-padded `ids`/`mask`), each row cut before its stop token."""
     rows = ids.shape[0]
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     cache = DynamicCache()
     out = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True,
-                logits_to_keep=1, **forward_kwargs)
+                logits_to_keep=1)
     seen = torch.zeros(rows, out.logits.shape[-1], dtype=torch.bool)
     real = mask.bool()
     seen[torch.arange(rows)[:, None].expand_as(ids)[real], ids[real]] = True
@@ -78,6 +75,6 @@ def decode(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, max_new_toke
         mask = torch.cat([mask, torch.ones(rows, 1, dtype=mask.dtype)], dim=1)
         positions = positions[:, -1:] + 1
         out = model(input_ids=token[:, None], attention_mask=mask, position_ids=positions, past_key_values=cache,
-                    use_cache=True, **forward_kwargs)
+                    use_cache=True)
     generated = torch.stack(steps, dim=1).tolist()
     return [row[: next((i for i, t in enumerate(row) if t in stop_ids), len(row))] for row in generated]

@@ -31,13 +31,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from peft import PeftModel
 from tqdm import tqdm
 
 from persona.examples import CONTEXT_TURNS, Example, build_examples, usable
-from persona.folding import AdapterFolds, make_foldable
+from persona.folding import ServedAdapters, make_foldable
 from persona.lora_training import TrainConfig, encode, labelled_nll, pad_batch, train_adapter, write_adapter
-from persona.model import LORA_TARGETS, load_base_model, match_base_dtype
+from persona.model import LORA_TARGETS, load_base_model
 from persona.prompt import Turn, build_reply_scoring_ids
 from persona.service import PROMPT_TOKENS, reply_examples
 from persona.train import base_train_config
@@ -211,14 +210,11 @@ def evaluate(settings: Settings, lines: list[Line], splits: list[Split], seed: i
         adapters, train_seconds, train_tokens = train_twins(settings, lines, splits, cfg, Path(tmp), progress)
         scoring_started = time.monotonic()
         retrieved = asyncio.run(reply_examples_for(lines, splits, tests, settings.retrieval_examples))
-        base, tokenizer = load_base_model(settings, dtype=torch.bfloat16)  # scoring only: bf16 is 2-3x faster
-        make_foldable(base, LORA_TARGETS)
-        model = PeftModel.from_pretrained(base, str(adapters[names[0]]), adapter_name="twin0")
-        for k, name in enumerate(names[1:], 1):
-            model.load_adapter(str(adapters[name]), adapter_name=f"twin{k}")
-        match_base_dtype(model)
-        model.eval()
-        folds = AdapterFolds(model)  # each twin scored folded in, as a lone reply is served
+        model, tokenizer = load_base_model(settings, dtype=torch.bfloat16)  # scoring only: bf16 is 2-3x faster
+        make_foldable(model, LORA_TARGETS)
+        served = ServedAdapters(model)  # each twin scored folded in, as a lone reply is served
+        for k, name in enumerate(names):
+            served.load(f"twin{k}", adapters[name])
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
         def scored(owner: str, k: int | None, i: int, at: int) -> tuple[list[int], list[int]]:
@@ -232,14 +228,12 @@ def evaluate(settings: Settings, lines: list[Line], splits: list[Split], seed: i
         for k, name in enumerate(tqdm(names, desc="scoring held-out lines", disable=not progress)):
             encoded = [scored(name, k, i, at) for i, (_, at) in enumerate(tests)]
             own = [i for i, (owner_k, _) in enumerate(tests) if owner_k == k]
-            with model.disable_adapter(), torch.inference_mode():
-                folds.use(f"twin{k}")
-                twin_loss[k] = token_losses(model, encoded, pad_id)
-                folds.forget(f"twin{k}")  # its folded copy goes, and the base serves: the untrained twin
-                for i, loss in zip(own, token_losses(model, [encoded[i] for i in own], pad_id), strict=True):
-                    untrained_own[i] = loss
-        with model.disable_adapter():
-            neutral = token_losses(model, [scored("", None, i, at) for i, (_, at) in enumerate(tests)], pad_id)
+            served.use(f"twin{k}")
+            twin_loss[k] = token_losses(model, encoded, pad_id)
+            served.forget(f"twin{k}")  # its folds go, and the base serves: the untrained twin
+            for i, loss in zip(own, token_losses(model, [encoded[i] for i in own], pad_id), strict=True):
+                untrained_own[i] = loss
+        neutral = token_losses(model, [scored("", None, i, at) for i, (_, at) in enumerate(tests)], pad_id)
         score_seconds = time.monotonic() - scoring_started
 
     def mean_nll(pair: tuple[float, int]) -> float:

@@ -1,10 +1,11 @@
 """The inference worker: one thread owns the model and answers generation requests from a queue.
 
 Requests that arrive within a short window are generated together, even for different users'
-adapters (peft's mixed-batch `adapter_names=`; `__base__` for twins without one). A batch whose
-rows all use one adapter (a lone reply, most often) runs on that adapter's folded weights instead
-(`persona.folding`). A bounded LRU keeps the most recently used adapters loaded; the least recently
-used is deleted from the model, its folds with it.
+adapters (each row with its own adapter's low-rank term; the base for twins without one). A batch
+whose rows all use one adapter (a lone reply, most often) runs on that adapter's folded weights
+instead (`persona.folding`). A bounded LRU keeps the most recently used adapters loaded; the least
+recently used is dropped, its folds with it. Adapters are read from peft's files without peft
+(`persona.adapter_files`): a cold switch is a file read and the folds.
 The event loop only ever awaits futures: torch never runs on it.
 """
 
@@ -19,20 +20,17 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
-from peft import PeftModel, get_peft_model
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from persona.decoding import Sampling, decode
-from persona.folding import AdapterFolds, make_foldable
-from persona.model import LORA_TARGETS, load_base_model, lora_config, match_base_dtype
+from persona.folding import ServedAdapters, make_foldable
+from persona.model import LORA_TARGETS, load_base_model
 from twinbot.settings import Settings
 
 log = logging.getLogger(__name__)
-
-BASE = "__base__"
-PLACEHOLDER = "__placeholder__"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +81,8 @@ class InferenceWorker:
         self._queue: queue.Queue[_Request | _Call | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._loaded: OrderedDict[str, AdapterRef] = OrderedDict()
-        self.model: PeftModel | None = None
-        self._folds: AdapterFolds | None = None
+        self.model: PreTrainedModel | None = None
+        self._adapters: ServedAdapters | None = None
         self.tokenizer: PreTrainedTokenizerBase | None = None
         self.stats = WorkerStats()
         self._ready = Future()
@@ -132,12 +130,10 @@ class InferenceWorker:
     def _run(self) -> None:
         torch.set_num_threads(self.threads)
         try:
-            base, self.tokenizer = self._load()
-            make_foldable(base, LORA_TARGETS)
-            # A zero-initialised placeholder adapter makes the model a PeftModel from the start, so
-            # user adapters can be loaded and mixed; it is never used for generation.
-            self.model = get_peft_model(base, lora_config(8), adapter_name=PLACEHOLDER).eval()
-            self._folds = AdapterFolds(self.model)
+            model, self.tokenizer = self._load()
+            make_foldable(model, LORA_TARGETS)
+            self.model = model.eval()
+            self._adapters = ServedAdapters(model)
         except BaseException as exc:
             self._ready.set_exception(exc)
             return
@@ -185,27 +181,25 @@ class InferenceWorker:
             self._unload(ref.name)
         while len(self._loaded) >= self.cache_size:
             self._unload(next(iter(self._loaded)))
-        assert self.model is not None
-        self.model.load_adapter(ref.path, adapter_name=ref.name, is_trainable=False)
-        match_base_dtype(self.model)
+        assert self._adapters is not None
+        self._adapters.load(ref.name, Path(ref.path))
         self._loaded[ref.name] = ref
         self.stats.adapter_loads += 1
 
     def _unload(self, name: str) -> None:
         if self._loaded.pop(name, None) is not None:
-            assert self.model is not None and self._folds is not None
-            self._folds.forget(name)
-            self.model.delete_adapter(name)
+            assert self._adapters is not None
+            self._adapters.forget(name)
             self.stats.adapter_evictions += 1
 
     def _generate_batch(self, batch: list[_Request]) -> None:
-        names: list[str] = []
+        names: list[str | None] = []
         live: list[_Request] = []
         for request in batch:
             try:
                 if request.adapter is not None:
                     self._ensure_adapter(request.adapter)
-                names.append(request.adapter.name if request.adapter else BASE)
+                names.append(request.adapter.name if request.adapter else None)
                 live.append(request)
             except Exception as exc:
                 request.future.set_exception(exc)
@@ -224,7 +218,7 @@ class InferenceWorker:
         for request, text in zip(live, texts, strict=True):
             request.future.set_result(text)
 
-    def _decode(self, batch: list[_Request], names: list[str]) -> list[str]:
+    def _decode(self, batch: list[_Request], names: list[str | None]) -> list[str]:
         assert self.model is not None and self.tokenizer is not None
         tokenizer = self.tokenizer
         width = max(len(r.prompt_ids) for r in batch)
@@ -237,15 +231,14 @@ class InferenceWorker:
             mask[row, width - len(request.prompt_ids):] = 1
         stop_ids = [tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|im_start|>")]
         longest = max(r.max_new_tokens for r in batch)
-        assert self._folds is not None
+        assert self._adapters is not None
         with torch.inference_mode():
-            if len(set(names)) == 1:  # one adapter (or none) for every row: its folds, no LoRA layers run
-                self._folds.use(None if names[0] == BASE else names[0])
-                with self.model.disable_adapter():
-                    new = decode(self.model, ids, mask, longest, batch[0].sampling, stop_ids, pad)
+            if len(set(names)) == 1:  # one adapter (or none) for every row: its folds
+                self._adapters.use(names[0])
+                new = decode(self.model, ids, mask, longest, batch[0].sampling, stop_ids, pad)
             else:
-                self._folds.use(None)
-                new = decode(self.model, ids, mask, longest, batch[0].sampling, stop_ids, pad, adapter_names=names)
+                with self._adapters.mixed(names):
+                    new = decode(self.model, ids, mask, longest, batch[0].sampling, stop_ids, pad)
         texts = [tokenizer.decode(row[: request.max_new_tokens], skip_special_tokens=True)
                  for row, request in zip(new, batch, strict=True)]
         return texts

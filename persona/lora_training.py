@@ -132,8 +132,8 @@ def shared_prefix_length(batch: dict[str, torch.Tensor]) -> int:
     return max(0, min(common, first_scored))
 
 
-def labelled_nll(model: PeftModel, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Negative log-likelihood of each labelled token, and the batch row it belongs to.
+def labelled_nll(causal_lm: PreTrainedModel, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Negative log-likelihood of each labelled token under `causal_lm`, and the batch row it belongs to.
 
     Only the owner's words carry labels (a few of a hundred tokens), so the 49k-wide vocabulary
     projection runs on those positions alone: projecting every prompt token as well was half of
@@ -141,7 +141,6 @@ def labelled_nll(model: PeftModel, batch: dict[str, torch.Tensor]) -> tuple[torc
     one row, and the rows continue from its keys and values (repeated, so gradients flow back into
     it): the same values as running every row whole (to float rounding), 20 % less time a step.
     """
-    causal_lm = model.get_base_model()
     ids, mask = batch["input_ids"], batch["attention_mask"]
     start = shared_prefix_length(batch)
     if start:
@@ -217,7 +216,7 @@ def train_adapter(
         picks = [order[(start + k) % len(order)] for k in range(min(cfg.batch_size, len(order)))]
         batch = pad_batch([encoded[i] for i in picks], pad_id)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-            loss = labelled_nll(model, batch)[0].mean()
+            loss = labelled_nll(model.get_base_model(), batch)[0].mean()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()

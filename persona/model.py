@@ -139,16 +139,3 @@ def lora_config(rank: int) -> LoraConfig:
     """
     return LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=list(LORA_TARGETS),
                       task_type="CAUSAL_LM")
-
-
-def match_base_dtype(model: torch.nn.Module) -> None:
-    """Cast loaded LoRA weights (saved, and loaded by peft, as fp32) to the serving base's dtype.
-
-    Against a bf16 base, fp32 adapters make every adapted layer cast its input up and its output
-    back down: ~30 % of a forward pass over a long prompt. Only LoRA parameters are cast (a whole
-    `model.to()` would also round the fp32 rotary frequencies); an fp32 base keeps fp32 adapters.
-    """
-    dtype = model.get_input_embeddings().weight.dtype
-    for name, param in model.named_parameters():
-        if "lora_" in name and param.dtype != dtype:
-            param.data = param.data.to(dtype)

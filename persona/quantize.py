@@ -8,8 +8,8 @@ next-token distribution barely moves (KL ~0.01 nats/token). Activations stay bf1
 The int8 kernel only wins for a few rows at a time (decode steps of a batch); on a prompt of
 hundreds of tokens it is 2-3x slower than a bf16 matrix product, so each layer keeps its bf16
 weight for those (+135 MB resident for SmolLM2-135M; the tied output layer shares the embedding's).
-The layers that LoRA adapters wrap (`LORA_TARGETS`) stay Linears here, so adapters load and mix as
-before; `persona.folding` gives them their own int8 copies, with the serving adapter folded in.
+The layers adapters change (`LORA_TARGETS`) are left to `persona.folding`, which gives them their
+own int8 copies, with the serving adapter folded in.
 Training and scoring never quantize (bf16 or fp32 weights, `load_base_model(dtype=...)`).
 """
 

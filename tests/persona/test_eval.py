@@ -63,14 +63,11 @@ def test_bad_corpus_and_too_few_lines_fail_clearly(tmp_path: Path, capsys: pytes
 
 def test_token_losses_equal_the_models_own_loss(tiny_model_dir: Path, tokenizer) -> None:  # noqa: ANN001
     import torch
-    from peft import get_peft_model
     from transformers import AutoModelForCausalLM
 
     from persona.eval import token_losses
-    from persona.model import lora_config
 
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32),
-                           lora_config(8)).eval()
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
     encoded = [(list(range(5, 5 + n)), [-100] * (n - 3) + list(range(2 + n, 5 + n))) for n in (6, 9, 12)]
     got = token_losses(model, encoded, tokenizer.eos_token_id)
     for (ids, labels), (total, count) in zip(encoded, got):

@@ -1,8 +1,10 @@
-"""Folded serving: an adapter's folds compute what peft's unfolded LoRA does, in every serving dtype,
-for decoding steps (few rows) and prompts (many rows) alike, and switching never alters the base."""
+"""Serving adapters without peft: read from peft's own files, folded in (lone) or per row (mixed), they
+compute what peft's LoRA does, in every serving dtype, for decoding steps (few rows) and prompts
+(many rows) alike; switching never alters the base; files that do not fit are refused."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -11,69 +13,132 @@ from peft import PeftModel, get_peft_model
 from torch import nn
 from transformers import AutoModelForCausalLM
 
+from persona.adapter_files import AdapterFileError
 from persona.attention import FP32_ATTENTION
-from persona.folding import AdapterFolds, FoldableLinear, make_foldable
+from persona.folding import FoldableLinear, ServedAdapters, make_foldable
 from persona.model import LORA_TARGETS, lora_config
 from persona.quantize import INT8_MAX_ROWS, quantize_for_serving
 
 
-def serving_model(tiny_model_dir: Path, dtype: str) -> tuple[PeftModel, AdapterFolds]:
-    """The tiny Llama prepared as the inference worker prepares its base, with two random adapters."""
-    torch.manual_seed(0)
+def load(tiny_model_dir: Path, dtype: str) -> nn.Module:
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, attn_implementation=FP32_ATTENTION,
                                                 dtype=torch.float32 if dtype == "float32" else torch.bfloat16)
     if dtype == "int8":
         quantize_for_serving(base, set(LORA_TARGETS))
-    make_foldable(base, LORA_TARGETS)
-    model = get_peft_model(base, lora_config(8), adapter_name="one")
-    model.add_adapter("two", lora_config(8))
-    for name, param in model.named_parameters():
-        if "lora_" in name:
-            nn.init.normal_(param, std=0.3)
-    return model.eval(), AdapterFolds(model)
+    return base.eval()
+
+
+@pytest.fixture(scope="module")
+def adapter_dirs(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two random adapters saved by peft, as training saves them."""
+    root = tmp_path_factory.mktemp("adapters")
+    dirs = {}
+    for seed, name in enumerate(("one", "two")):
+        torch.manual_seed(seed)
+        model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir), lora_config(8))
+        for param_name, param in model.named_parameters():
+            if "lora_" in param_name:
+                nn.init.normal_(param, std=0.3)
+        model.save_pretrained(root / name)
+        dirs[name] = root / name
+    return dirs
+
+
+def served_model(tiny_model_dir: Path, dtype: str, adapter_dirs: dict[str, Path]) -> tuple[nn.Module, ServedAdapters]:
+    """The tiny Llama prepared as the inference worker prepares its base, both adapters loaded."""
+    model = load(tiny_model_dir, dtype)
+    make_foldable(model, LORA_TARGETS)
+    served = ServedAdapters(model)
+    for name, path in adapter_dirs.items():
+        served.load(name, path)
+    return model, served
+
+
+def peft_logits(tiny_model_dir: Path, dtype: str, adapter_dirs: dict[str, Path], ids: torch.Tensor,
+                names: list[str | None]) -> torch.Tensor:
+    """The reference: peft's own loading and LoRA layers, row i with adapter names[i] (None: base)."""
+    model = PeftModel.from_pretrained(load(tiny_model_dir, dtype), adapter_dirs["one"], adapter_name="one")
+    model.load_adapter(adapter_dirs["two"], adapter_name="two")
+    with torch.inference_mode():
+        if len(set(names)) == 1 and names[0] is not None:
+            model.set_adapter(names[0])
+            return model(ids).logits.float()
+        return model(ids, adapter_names=[n or "__base__" for n in names]).logits.float()
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16", "int8"])
-@pytest.mark.parametrize("rows", [1, INT8_MAX_ROWS + 4])
-def test_folds_compute_what_unfolded_lora_does(tiny_model_dir: Path, dtype: str, rows: int) -> None:
-    model, folds = serving_model(tiny_model_dir, dtype)
-    ids = torch.randint(10, 1000, (1, rows))
-    q = model.get_base_model().model.layers[0].self_attn.q_proj.get_base_layer()
+@pytest.mark.parametrize("length", [1, INT8_MAX_ROWS + 4])
+def test_served_adapters_compute_what_peft_does(tiny_model_dir: Path, adapter_dirs: dict[str, Path], dtype: str,
+                                                length: int) -> None:
+    model, served = served_model(tiny_model_dir, dtype, adapter_dirs)
+    q = model.model.layers[0].self_attn.q_proj
     assert isinstance(q, FoldableLinear) and (q.int8 is not None) == (dtype == "int8")
     pristine = q.weight.detach().clone()
+    torch.manual_seed(0)
+    ids = torch.randint(10, 1000, (4, length))
+    tolerance = 1e-4 if dtype == "float32" else 0.05
     with torch.inference_mode():
-        with model.disable_adapter():
-            plain = model(ids).logits.float()
+        plain = model(ids).logits.float()
         for name in ("one", "two"):
-            model.set_adapter(name)
-            want = model(ids).logits.float()
-            folds.use(name)
-            with model.disable_adapter():
-                got = model(ids).logits.float()
-            folds.use(None)
+            want = peft_logits(tiny_model_dir, dtype, adapter_dirs, ids, [name] * 4)
+            served.use(name)
+            got = model(ids).logits.float()
+            served.use(None)
             assert (want - plain).abs().max() > 0.1  # the adapter moves the output
-            tolerance = 1e-4 if dtype == "float32" else 0.05 * want.abs().max()
-            assert (got - want).abs().max() < tolerance, name
+            assert (got - want).abs().max() < tolerance * max(1.0, float(want.abs().max())), name
+        names = ["two", None, "one", "two"]
+        want = peft_logits(tiny_model_dir, dtype, adapter_dirs, ids, names)
+        with served.mixed(names):
+            got = model(ids).logits.float()
+        assert (got - want).abs().max() < tolerance * max(1.0, float(want.abs().max()))
+        assert torch.equal(model(ids).logits.float(), plain)  # the mix ends with its batch
     assert torch.equal(q.weight, pristine)
 
 
-def test_forgetting_the_adapter_in_use_serves_the_base_again(tiny_model_dir: Path) -> None:
-    model, folds = serving_model(tiny_model_dir, "float32")
-    q = model.get_base_model().model.layers[0].self_attn.q_proj.get_base_layer()
+def test_forgetting_the_adapter_in_use_serves_the_base_again(tiny_model_dir: Path,
+                                                               adapter_dirs: dict[str, Path]) -> None:
+    model, served = served_model(tiny_model_dir, "float32", adapter_dirs)
+    q = model.model.layers[0].self_attn.q_proj
     with torch.inference_mode():
-        folds.use("one")
+        served.use("one")
         first = q.fold
-        folds.use("two")
-        folds.use("one")
+        served.use("two")
+        served.use("one")
         assert q.fold is first  # made once, switched to by reference
-        folds.forget("one")
-    assert q.fold is None and folds.current is None
+        served.forget("one")
+    assert q.fold is None and served.current is None and served.loaded == ["two"]
 
 
-def test_folding_needs_foldable_layers_and_bias_free_ones(tiny_model_dir: Path) -> None:
-    plain = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir), lora_config(8))
+def test_adapter_files_that_do_not_fit_are_refused_with_a_reason(tiny_model_dir: Path, adapter_dirs: dict[str, Path],
+                                                                  tmp_path: Path) -> None:
+    _, served = served_model(tiny_model_dir, "float32", adapter_dirs)
+    with pytest.raises(AdapterFileError, match="cannot read"):
+        served.load("missing", tmp_path / "nowhere")
+
+    def variant(name: str, config: dict | None = None, weights: bytes | None = None) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        original = json.loads((adapter_dirs["one"] / "adapter_config.json").read_text())
+        (folder / "adapter_config.json").write_text(json.dumps({**original, **(config or {})}))
+        (folder / "adapter_model.safetensors").write_bytes(
+            weights if weights is not None else (adapter_dirs["one"] / "adapter_model.safetensors").read_bytes())
+        return folder
+
+    with pytest.raises(AdapterFileError, match="use_dora"):
+        served.load("dora", variant("dora", {"use_dora": True}))
+    with pytest.raises(AdapterFileError, match="cannot read"):
+        served.load("torn", variant("torn", weights=b"\x00" * 40))
+    other = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+                           lora_config(8).__class__(r=8, target_modules=["k_proj"]))
+    other.save_pretrained(tmp_path / "k_proj")
+    with pytest.raises(AdapterFileError, match="no matching layer"):
+        served.load("other", tmp_path / "k_proj")
+    assert served.loaded == ["one", "two"]  # refused adapters leave nothing behind
+
+
+def test_serving_needs_foldable_layers_and_bias_free_ones(tiny_model_dir: Path) -> None:
     with pytest.raises(TypeError, match="make_foldable"):
-        AdapterFolds(plain)
+        ServedAdapters(AutoModelForCausalLM.from_pretrained(tiny_model_dir))
     biased = nn.Sequential()
     biased.add_module("q_proj", nn.Linear(4, 4))
     with pytest.raises(ValueError, match="bias"):

@@ -67,15 +67,3 @@ def test_int8_serving_of_the_real_base_agrees_with_bf16_and_takes_adapters(bundl
         shifted_int8 = PeftModel.from_pretrained(int8, tmp_path / "adapter")(ids).logits.float().log_softmax(-1)
     assert (shifted_int8 - got).abs().max() > 0.5  # the adapter does something
     assert torch.nn.functional.kl_div(shifted_int8, shifted_bf16, log_target=True, reduction="none").sum(-1).mean() < 0.05
-
-
-def test_adapters_take_the_bf16_bases_dtype_but_rotary_frequencies_stay_fp32(tiny_model_dir: Path) -> None:
-    from transformers import AutoModelForCausalLM
-
-    from persona.model import match_base_dtype
-
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.bfloat16), lora_config(8))
-    assert {p.dtype for n, p in model.named_parameters() if "lora_" in n} == {torch.float32}  # as peft loads them
-    match_base_dtype(model)
-    assert {p.dtype for n, p in model.named_parameters() if "lora_" in n} == {torch.bfloat16}
-    assert {b.dtype for n, b in model.named_buffers() if "inv_freq" in n} == {torch.float32}

@@ -9,6 +9,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from persona.adapter_files import AdapterFileError
 from persona.generate import AdapterRef, InferenceWorker, Sampling
 from persona.model import load_base_model
 from persona.lora_training import TrainConfig, encode, train_adapter, write_adapter
@@ -84,7 +85,7 @@ async def test_a_lone_adapter_is_served_folded_and_the_base_weights_are_never_to
         tiny_model_dir: Path, adapters: list[AdapterRef]) -> None:
     worker = InferenceWorker(loader(tiny_model_dir), threads=1, cache_size=1, batch_window_s=0.0, max_batch=1)
     await worker.start()
-    q = worker.model.get_base_model().model.layers[0].self_attn.q_proj.get_base_layer()
+    q = worker.model.model.layers[0].self_attn.q_proj
     pristine = q.weight.detach().clone()
     prompt = [1, 2, 3, 4]
     base_reply = await worker.generate(prompt, None, 8, GREEDY)
@@ -104,6 +105,20 @@ async def test_a_lone_adapter_is_served_folded_and_the_base_weights_are_never_to
     await worker.generate(prompt, adapters[0], 4, GREEDY)
     retrained = AdapterRef(adapters[0].name, adapters[2].path, version=2.0)
     assert await worker.generate(prompt, retrained, 8, GREEDY) == expected
+    await worker.close()
+
+
+async def test_an_unreadable_adapter_fails_its_request_and_the_worker_goes_on(
+        tiny_model_dir: Path, adapters: list[AdapterRef], tmp_path: Path) -> None:
+    (tmp_path / "torn").mkdir()
+    (tmp_path / "torn" / "adapter_config.json").write_text("{not json")
+    worker = InferenceWorker(loader(tiny_model_dir), threads=1, cache_size=2, batch_window_s=0.0, max_batch=1)
+    await worker.start()
+    with pytest.raises(AdapterFileError, match="cannot read the adapter"):
+        await worker.generate([1, 2, 3], AdapterRef("9", str(tmp_path / "torn"), 1.0), 4, GREEDY)
+    assert worker.loaded_adapters == []
+    assert await worker.generate([1, 2, 3], adapters[0], 4, GREEDY) is not None
+    assert worker.loaded_adapters == [adapters[0].name]
     await worker.close()
 
 

@@ -131,9 +131,9 @@ def test_sharing_the_prompt_prefix_gives_every_rows_own_loss_and_gradients(tiny_
     assert shared_prefix_length(batch) > 10
     params = [p for p in model.parameters() if p.requires_grad]
 
-    nll, rows = labelled_nll(model, batch)
+    nll, rows = labelled_nll(model.get_base_model(), batch)
     shared_grads = torch.autograd.grad(nll.sum(), params)
-    alone = [labelled_nll(model, pad_batch([item], tokenizer.eos_token_id))[0] for item in encoded]
+    alone = [labelled_nll(model.get_base_model(), pad_batch([item], tokenizer.eos_token_id))[0] for item in encoded]
     alone_grads = torch.autograd.grad(sum(n.sum() for n in alone), params)
 
     assert torch.equal(rows, torch.cat([torch.full((len(n),), k) for k, n in enumerate(alone)]))
