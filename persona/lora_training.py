@@ -28,7 +28,9 @@ CHECKPOINT_FILE = "state.pt"
 @dataclass(frozen=True)
 class TrainConfig:
     rank: int = 8
-    learning_rate: float = 1e-3
+    # 3e-3 rather than 1e-3: held-out own-line perplexity 1.2-1.4 lower on 300 Office lines
+    # (Michael, Dwight, Pam) and no worse on 1,200 (27.0 vs 27.4; same loss curve, no blow-up).
+    learning_rate: float = 3e-3
     batch_size: int = 8
     epochs: float = 1.0
     max_steps: int = 400
