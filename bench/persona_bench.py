@@ -37,9 +37,6 @@ NEW_TOKENS = 40
 FORCED = Sampling(do_sample=True, repetition_penalty=1.15)
 
 
-
-
-
 def decode_tok_s(settings: Settings, model_dtype: str, prompt: list[int], runs: int = 3) -> float:
     model, tokenizer = load_base_model(settings.model_copy(update={"model_dtype": model_dtype}))
     make_foldable(model, LORA_TARGETS)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import queue
+import traceback
 from pathlib import Path
 
 import torch
@@ -43,16 +45,32 @@ def random_adapters(settings: Settings, root: Path, count: int) -> list[Path]:
 
 
 def in_child(fn, args: tuple, threads: int):  # noqa: ANN001, ANN201
-    """fn(*args) (a function or a coroutine function) in a fresh process, so its memory is its own."""
+    """fn(*args) (a function or a coroutine function) in a fresh process, so its memory is its own.
+
+    A child that raises, or dies without an answer (killed, out of memory), raises here instead of
+    leaving the benchmark waiting forever.
+    """
     context = multiprocessing.get_context("spawn")
     out = context.Queue()
     child = context.Process(target=_run_child, args=(fn, args, threads, out))
     child.start()
-    result = out.get()
+    while True:
+        try:
+            failed, result = out.get(timeout=1.0)
+            break
+        except queue.Empty:
+            if not child.is_alive():
+                raise RuntimeError(f"the benchmark's child process died (exit code {child.exitcode})") from None
     child.join()
+    if failed:
+        raise RuntimeError(f"the benchmark's child process failed:\n{result}")
     return result
 
 
 def _run_child(fn, args: tuple, threads: int, out: multiprocessing.Queue) -> None:  # noqa: ANN001
     torch.set_num_threads(threads)
-    out.put(asyncio.run(fn(*args)) if asyncio.iscoroutinefunction(fn) else fn(*args))
+    try:
+        out.put((False, asyncio.run(fn(*args)) if asyncio.iscoroutinefunction(fn) else fn(*args)))
+    except BaseException:
+        out.put((True, traceback.format_exc()))
+        raise
