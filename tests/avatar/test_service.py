@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import threading
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from avatar.service import AvatarError, AvatarService
@@ -108,3 +111,22 @@ async def test_export_and_delete_of_a_users_face(face_settings: Settings) -> Non
         assert await service.delete_user_data(user.id) == 1
         assert await store.avatars.get(user.id) is None
         assert not (face_settings.avatar_dir / str(user.id)).exists()
+
+
+async def test_faces_are_drawn_on_one_thread_with_one_torch_thread(face_settings: Settings) -> None:
+    """A thread that ran torch on two threads, kept alive in a pool, slows every later twin reply
+    (see avatar.service); the faces keep all their torch work to one single-threaded thread."""
+    service = AvatarService(face_settings, None)
+    await service.start()
+    seen: list[tuple[int, int]] = []
+    generator = service.renderer.loaded.generator
+    generator.register_forward_hook(lambda *_: seen.append((threading.get_ident(), torch.get_num_threads())))
+    await service.random_face(seed=1)
+    await service.morph(seed=2, frames=3)
+    await asyncio.gather(*(service.random_face(seed=k) for k in range(3)))
+    assert len(seen) == 5 and len({thread for thread, _ in seen}) == 1
+    assert {threads for _, threads in seen} == {1}
+    assert seen[0][0] != threading.get_ident()
+    await service.close()
+    with pytest.raises(AvatarError, match="not loaded"):
+        await service.random_face(seed=1)
