@@ -2,8 +2,8 @@
 
 `python bench/persona_bench.py [--corpus office.jsonl] [--threads 2]`
 
-Keys: reply_p50_s / reply_p95_s (40 new tokens through the inference worker, a user adapter
-active, the serving MODEL_DTYPE), decode_tok_s_fp32 / _bf16 / _int8, adapter_switch_hot_ms (the worker switching to another
+Keys: reply_p50_s / reply_p95_s (up to 40 new tokens through the inference worker, a user adapter
+active, the serving MODEL_DTYPE; reply_tokens_p50 says how long they were), decode_tok_s_fp32 / _bf16 / _int8, adapter_switch_hot_ms (the worker switching to another
 loaded adapter's folds, as a lone reply for another twin does) / adapter_switch_cold_ms (reading
 an adapter's files and making its folds), train_tok_s and
 train_2000_messages_s (a twin trained on 2,000 real lines of the corpus's busiest speaker with
@@ -79,20 +79,23 @@ def switch_ms(settings: Settings, adapters: list[Path]) -> tuple[float, float]:
 
 
 async def reply_latencies(settings: Settings, prompt: list[int], adapter: Path, replies: int = 12
-                          ) -> tuple[list[float], float]:
-    """Replies through the inference worker, and the serving process's memory with the model loaded."""
+                          ) -> tuple[list[float], list[int], float]:
+    """Replies through the inference worker, their lengths in tokens (a reply that ends its turn
+    early is shorter than NEW_TOKENS, and faster), and the serving process's memory with the model
+    loaded."""
     worker = InferenceWorker.from_settings(settings)
     await worker.start()
     ref = AdapterRef("bench", str(adapter), 1.0)
     await worker.generate(prompt, ref, 4)
-    times = []
+    times, lengths = [], []
     for _ in range(replies):
         started = time.perf_counter()
-        await worker.generate(prompt, ref, NEW_TOKENS, FORCED)
+        text = await worker.generate(prompt, ref, NEW_TOKENS, FORCED)
         times.append(time.perf_counter() - started)
+        lengths.append(len(worker.tokenizer(text, add_special_tokens=False)["input_ids"]))
     memory = rss_mb()
     await worker.close()
-    return times, memory
+    return times, lengths, memory
 
 
 def train_2000(settings: Settings, corpus: Path) -> dict:
@@ -131,8 +134,10 @@ def main() -> None:
         for model_dtype, key in (("float32", "fp32"), ("bfloat16", "bf16"), ("int8", "int8")):
             report[f"decode_tok_s_{key}"] = decode_tok_s(settings, model_dtype, prompt)
         report["adapter_switch_hot_ms"], report["adapter_switch_cold_ms"] = switch_ms(settings, adapters)
-        times, report["rss_bot_mb"] = in_child(reply_latencies, (settings, prompt, adapters[0]), args.threads)
+        times, lengths, report["rss_bot_mb"] = in_child(reply_latencies, (settings, prompt, adapters[0]),
+                                                        args.threads)
         report["reply_p50_s"] = round(statistics.median(times), 3)
+        report["reply_tokens_p50"] = statistics.median(lengths)
         report["reply_p95_s"] = round(percentile(times, 0.95), 3)
     if args.corpus:
         report.update(in_child(train_2000, (settings, args.corpus), args.threads))
