@@ -55,11 +55,12 @@ def in_child(fn, args: tuple, threads: int):  # noqa: ANN001, ANN201
     child = context.Process(target=_run_child, args=(fn, args, threads, out))
     child.start()
     while True:
+        alive = child.is_alive()  # read before the wait: an answer sent just before exiting still counts
         try:
             failed, result = out.get(timeout=1.0)
             break
         except queue.Empty:
-            if not child.is_alive():
+            if not alive:
                 raise RuntimeError(f"the benchmark's child process died (exit code {child.exitcode})") from None
     child.join()
     if failed:
