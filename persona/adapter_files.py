@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,7 +54,7 @@ def _scaling(config: dict) -> float:
     return alpha / math.sqrt(rank) if config.get("use_rslora") else alpha / rank
 
 
-def read_adapter(path: Path, layers: dict[str, torch.nn.Linear], dtype: torch.dtype) -> dict[str, LowRank]:
+def read_adapter(path: Path, layers: Mapping[str, torch.nn.Linear], dtype: torch.dtype) -> dict[str, LowRank]:
     """Each adapted layer's LowRank (keyed like `layers`, by module name in the base model), in `dtype`.
 
     Raises AdapterFileError when a file is missing or unreadable, or when a weight names a layer the
@@ -63,17 +64,17 @@ def read_adapter(path: Path, layers: dict[str, torch.nn.Linear], dtype: torch.dt
         config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
         scaling = _scaling(config)
         tensors = load_file(path / WEIGHTS_FILE)
+    except AdapterFileError:
+        raise
     except (OSError, ValueError, KeyError, TypeError, SafetensorError) as exc:
-        if isinstance(exc, AdapterFileError):
-            raise
         raise AdapterFileError(f"cannot read the adapter in {path}: {exc}") from exc
     pairs: dict[str, dict[str, torch.Tensor]] = {}
     for key, tensor in tensors.items():
-        part = next((p for suffix, p in _SUFFIXES.items() if key.endswith(suffix)), None)
-        module = key.removeprefix(_PREFIX).removesuffix(".lora_A.weight").removesuffix(".lora_B.weight")
-        if part is None or not key.startswith(_PREFIX) or module not in layers:
+        suffix = next((s for s in _SUFFIXES if key.endswith(s)), None)
+        module = key.removeprefix(_PREFIX).removesuffix(suffix or "")
+        if suffix is None or not key.startswith(_PREFIX) or module not in layers:
             raise AdapterFileError(f"{path}: weight {key!r} has no matching layer in the serving model")
-        pairs.setdefault(module, {})[part] = tensor
+        pairs.setdefault(module, {})[_SUFFIXES[suffix]] = tensor
     adapted: dict[str, LowRank] = {}
     for module, pair in pairs.items():
         layer = layers[module]

@@ -101,7 +101,7 @@ class ServedAdapters:
     def load(self, name: str, path: Path) -> None:
         """Read adapter `name` from its files (AdapterFileError if they do not fit); replaces a loaded one."""
         dtype = next(iter(self.layers.values())).weight.dtype
-        low_rank = read_adapter(path, dict(self.layers), dtype)
+        low_rank = read_adapter(path, self.layers, dtype)
         self.forget(name)
         self._low_rank[name] = low_rank
 
