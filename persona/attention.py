@@ -1,11 +1,11 @@
-"""Attention in fp32, whatever the dtype of the rest of the model (bf16 serving, bf16 autocast training).
+"""Attention in fp32 for serving and scoring, whatever the dtype of the rest of the model (bf16, int8).
 
-PyTorch's CPU SDPA kernels are slow in bf16 where it matters here, measured on the 2-core reference
-machine: for the one-token query of a decoding step ~5x slower than fp32 (116 vs 21 µs per layer of
-the bundled model at 200 cached tokens: ~3 ms of a ~27 ms step), and in training its backward pass
-~2x slower (25 vs 11 ms per layer for 8 x 128 tokens). Over a prompt, forward only, the two are
-even. So queries, keys and values are upcast (autocast off, or it would cast them back down) and
-the output returns in the caller's dtype.
+PyTorch's CPU SDPA kernels are slow in bf16 for the one-token query of a decoding step, measured on
+the 2-core reference machine: ~5x slower than fp32 (116 vs 21 µs per layer of the bundled model at
+200 cached tokens: ~3 ms of a ~27 ms step). Over a prompt, forward only, the two are even. So
+queries, keys and values are upcast (autocast off, or it would cast them back down) and the output
+returns in the caller's dtype. Training switches to transformers' eager attention instead
+(persona.lora_training.TRAINING_ATTENTION): SDPA's backward pass is the slow part there.
 """
 
 from __future__ import annotations

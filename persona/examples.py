@@ -23,6 +23,9 @@ _ATTACHMENT_ONLY = re.compile(r"^\s*\[(attachment|photo|sticker|image|file|video
 class Example:
     context: tuple[Turn, ...]
     target: str
+    turns_since_previous: int | None = None
+    """When the previous example's line is one of `context`'s turns: how many turns came after it
+    (so the trainer can carry that example's sequence on instead of repeating the shared turns)."""
 
 
 def usable(text: str) -> bool:
@@ -41,14 +44,17 @@ def build_examples(messages: Iterable[StoredMessage], context_turns: int = CONTE
     seen: set[str] = set()
     for _chat, chat_messages in groupby(messages, key=lambda m: (m.platform, m.chat_id)):
         history: list[StoredMessage] = []
+        previous: int | None = None  # where in `history` the last example's line is
         for message in chat_messages:
             if history and message.ts - history[-1].ts > CONTEXT_GAP_S:
-                history = []
+                history, previous = [], None
             text = message.text.strip()
             if message.is_own and usable(text) and text not in seen:
                 seen.add(text)
                 context = tuple(Turn(m.author, m.text.strip(), m.is_own) for m in history[-context_turns:])
-                examples.append(Example(context, text))
+                since = len(history) - 1 - previous if previous is not None else None
+                examples.append(Example(context, text, since if since is not None and since < context_turns else None))
+                previous = len(history)
             if usable(text):
                 history.append(message)
     return examples

@@ -98,6 +98,18 @@ def build_training_ids(tokenizer: PreTrainedTokenizerBase, owner_name: str, cont
     return [*prompt, *answer], [-100] * len(prompt) + answer
 
 
+def continue_training_ids(tokenizer: PreTrainedTokenizerBase, sequence: tuple[list[int], list[int]],
+                          turns: list[Turn], target: str) -> tuple[list[int], list[int]]:
+    """A training sequence that ends with one of the owner's lines, carried on by the turns after it
+    and the owner's next line (labelled as build_training_ids labels it): the same tokens as that
+    next line's own example would have, had its context held everything before it."""
+    enc = _encoder(tokenizer)
+    ids, labels = sequence
+    between = [*enc.newline, *(i for turn in turns for i in enc.turn(turn)), *enc.header("assistant")]
+    answer = _answer(tokenizer, target)
+    return [*ids, *between, *answer], [*labels, *[-100] * len(between), *answer]
+
+
 def build_reply_scoring_ids(tokenizer: PreTrainedTokenizerBase, owner_name: str, context: list[Turn], target: str,
                             examples: list[str], prompt_tokens: int) -> tuple[list[int], list[int]]:
     """(input_ids, labels) of `target` as the reply to exactly the prompt a twin's reply starts from."""

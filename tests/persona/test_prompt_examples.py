@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from persona.examples import build_examples, usable
-from persona.prompt import Turn, build_prompt_ids, build_training_ids, system_prompt
+from persona.prompt import Turn, build_prompt_ids, build_training_ids, continue_training_ids, system_prompt
 from persona_store import StoredMessage
 
 
@@ -58,3 +58,24 @@ def test_examples_drop_empties_links_attachments_and_duplicates() -> None:
 def test_a_long_silence_starts_a_new_conversation() -> None:
     messages = [msg(1, "yesterday's topic", False, ts=0), msg(2, "answer", True, ts=100_000)]
     assert build_examples(messages)[0].context == ()
+
+
+def test_each_example_knows_how_far_back_the_previous_ones_line_is() -> None:
+    messages = [msg(1, "hey", False), msg(2, "hi Bo", True), msg(3, "how are u", False), msg(4, "hi Bo", True),
+                msg(5, "and you?", False), msg(6, "good!", True), *(msg(7 + i, f"filler {i}", False) for i in range(4)),
+                msg(11, "back", True), msg(12, "new chat", True, chat="d")]
+    examples = build_examples(messages)
+    assert [e.target for e in examples] == ["hi Bo", "good!", "back", "new chat"]
+    # "hi Bo" again is no example of its own, but it is a turn after the first one
+    assert [e.turns_since_previous for e in examples] == [None, 3, None, None]
+    assert [t.text for t in examples[1].context[-3:]] == ["how are u", "hi Bo", "and you?"]
+
+
+def test_a_carried_on_sequence_is_the_next_lines_own_example_with_both_lines_learned(tokenizer) -> None:  # noqa: ANN001
+    first = build_training_ids(tokenizer, "Ana", [Turn("Bo", "hey", False)], "hi Bo", [], 500)
+    carried = continue_training_ids(tokenizer, first, [Turn("Bo", "how are u", False)], "good!")
+    alone = build_training_ids(tokenizer, "Ana", [Turn("Bo", "hey", False), Turn("Ana", "hi Bo", True),
+                                                  Turn("Bo", "how are u", False)], "good!", [], 500)
+    assert carried[0] == alone[0] and len(carried[1]) == len(carried[0])
+    assert carried[1][: len(first[1])] == first[1]
+    assert tokenizer.decode([t for t, l in zip(*carried) if l != -100]) == "hi Bo<|im_end|>good!<|im_end|>"

@@ -140,3 +140,41 @@ def test_sharing_the_prompt_prefix_gives_every_rows_own_loss_and_gradients(tiny_
     torch.testing.assert_close(nll, torch.cat(alone), rtol=1e-5, atol=1e-5)
     for shared, whole in zip(shared_grads, alone_grads, strict=True):
         torch.testing.assert_close(shared, whole, rtol=1e-4, atol=1e-6)
+
+
+def test_examples_that_follow_each_other_share_one_sequence_up_to_twice_max_tokens(tokenizer) -> None:  # noqa: ANN001
+    from persona.examples import build_examples
+    from persona_store import StoredMessage
+
+    lines = [("Bo" if i % 2 else "Ana", f"line {i} " * (1 + i % 4)) for i in range(40)]
+    messages = [StoredMessage(i, 1, "console", "c", str(i), who, who == "Ana", float(i), text, "live", None, False)
+                for i, (who, text) in enumerate(lines)]
+    chained = build_examples(messages)
+    alone = [Example(e.context, e.target) for e in chained]
+    sequences, singles = encode(tokenizer, "Ana", chained, 96), encode(tokenizer, "Ana", alone, 96)
+
+    def learned(encoded: list[tuple[list[int], list[int]]]) -> list[str]:
+        return [tokenizer.decode([t]) for ids, labels in encoded for t, l in zip(ids, labels) if l != -100]
+
+    assert len(singles) == 20 and 1 < len(sequences) < 10
+    assert learned(sequences) == learned(singles)  # every line learned once, in order
+    assert all(len(ids) <= 2 * 96 for ids, _ in sequences)
+    # a carried-on line adds its own two turns, not a system prompt and four turns again
+    assert sum(len(ids) for ids, _ in sequences) < 0.6 * sum(len(ids) for ids, _ in singles)
+
+
+def test_training_attention_gives_the_serving_attentions_losses(tiny_model_dir: Path, tokenizer) -> None:  # noqa: ANN001
+    """Eager attention (training) must mask padding and the shared prefix's cache as fp32 SDPA (serving) does."""
+    from persona.attention import FP32_ATTENTION
+    from persona.lora_training import TRAINING_ATTENTION
+
+    model = load(tiny_model_dir)
+    varied = [Example((Turn("Bo", "hi " * (i + 1), False),), f"line {i} " * (3 * i + 1)) for i in range(4)]
+    batch = pad_batch(encode(tokenizer, "Ana", varied, 96), tokenizer.eos_token_id)
+    assert shared_prefix_length(batch) > 10 and (batch["attention_mask"] == 0).any()
+    losses = []
+    for attention in (FP32_ATTENTION, TRAINING_ATTENTION):
+        model.set_attn_implementation(attention)
+        with torch.no_grad():
+            losses.append(labelled_nll(model, batch)[0])
+    torch.testing.assert_close(losses[0], losses[1], rtol=1e-5, atol=1e-5)
