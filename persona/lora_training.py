@@ -33,10 +33,11 @@ class TrainConfig:
     # 3e-3 rather than 1e-3: held-out own-line perplexity 1.2-1.4 lower on 300 Office lines
     # (Michael, Dwight, Pam) and no worse on 1,200 (27.0 vs 27.4; same loss curve, no blow-up).
     learning_rate: float = 3e-3
-    # Sequences a step (each ~3 lines, examples carried on): 2 rather than 8 single examples gave
-    # held-out own-line perplexity as good or better (Michael 26.7 vs 27.5, Pam 28.6 vs 28.8,
-    # Dwight 34.3 vs 34.3 at 300 lines) in 0.92x the time; 3 sequences was worse for two of them.
-    batch_size: int = 2
+    # The owner's lines a step, in however many sequences hold them (a sequence carries 1-3 on).
+    # ~6 (two carried-on sequences) rather than 8 single examples: held-out own-line perplexity as
+    # good or better (Michael 26.7 vs 27.5, Pam 28.6 vs 28.8, Dwight 34.3 vs 34.3 at 300 lines);
+    # ~8.5 (three sequences) was worse for two of them.
+    batch_lines: int = 6
     epochs: float = 1.0
     max_steps: int = 400
     max_minutes: float = 10.0
@@ -108,23 +109,40 @@ def encode(tokenizer: PreTrainedTokenizerBase, owner_name: str, examples: list[E
     return sequences
 
 
-def bucketed_order(lengths: list[int], batch_size: int, seed: int, window_batches: int = 16) -> list[int]:
-    """A shuffled order in which each batch holds sequences of similar length.
+def lines_in(labels: list[int]) -> int:
+    """How many of the owner's lines a sequence teaches: each is one unbroken run of labels."""
+    return sum(1 for k, label in enumerate(labels) if label != -100 and (k == 0 or labels[k - 1] == -100))
+
+
+def bucketed_batches(lengths: list[int], lines: list[int], batch_lines: int, seed: int, window_batches: int = 16
+                     ) -> list[list[int]]:
+    """Sequences (by index) in shuffled batches of similar length, each teaching about `batch_lines` lines.
 
     A batch is padded to its longest sequence, and on a CPU every padded token costs as much as a
     real one; sorting within windows of a few batches (then shuffling the batches) keeps the
-    randomness of the order while cutting most of the padding.
+    randomness of the order while cutting most of the padding. Counting lines rather than
+    sequences keeps a step's worth of learning the same whether a chat's lines carry on or not.
     """
     rng = random.Random(seed)
     order = list(range(len(lengths)))
     rng.shuffle(order)
-    window = batch_size * window_batches
-    batches = []
-    for start in range(0, len(order), window):
-        chunk = sorted(order[start: start + window], key=lengths.__getitem__)
-        batches += [chunk[i: i + batch_size] for i in range(0, len(chunk), batch_size)]
+    batches: list[list[int]] = []
+    start = 0
+    while start < len(order):
+        end, window_lines = start, 0
+        while end < len(order) and window_lines < batch_lines * window_batches:
+            window_lines += lines[order[end]]
+            end += 1
+        batch: list[int] = []
+        for index in sorted(order[start:end], key=lengths.__getitem__):
+            batch.append(index)
+            if sum(lines[i] for i in batch) >= batch_lines:
+                batches.append(batch)
+                batch = []
+        batches += [batch] if batch else []
+        start = end
     rng.shuffle(batches)
-    return [i for batch in batches for i in batch]
+    return batches
 
 
 def pad_batch(items: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
@@ -209,12 +227,12 @@ def train_adapter(
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.0)
-    steps_per_epoch = math.ceil(len(encoded) / cfg.batch_size)
-    total = max(1, min(cfg.max_steps, math.ceil(steps_per_epoch * cfg.epochs)))
+    batches = bucketed_batches([len(ids) for ids, _ in encoded], [lines_in(labels) for _, labels in encoded],
+                               cfg.batch_lines, cfg.seed)
+    total = max(1, min(cfg.max_steps, math.ceil(len(batches) * cfg.epochs)))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / 10) * max(0.1, 1 - s / total)
     )
-    order = bucketed_order([len(ids) for ids, _ in encoded], cfg.batch_size, cfg.seed)
     step, tokens, spent, loss_value = 0, 0, 0.0, None
     resumed_from = 0
     state_path = checkpoint_dir / CHECKPOINT_FILE if checkpoint_dir else None
@@ -223,7 +241,8 @@ def train_adapter(
         set_peft_model_state_dict(model, state["adapter"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        step, tokens, spent, loss_value, order = state["step"], state["tokens"], state["seconds"], state["loss"], state["order"]
+        step, tokens, spent, loss_value = state["step"], state["tokens"], state["seconds"], state["loss"]
+        batches = state.get("batches", batches)  # checkpoints of older trainers kept an order instead
         torch.set_rng_state(state["rng"])
         resumed_from = step
 
@@ -232,7 +251,7 @@ def train_adapter(
             save_torch_atomically(
                 {"adapter": get_peft_model_state_dict(model), "optimizer": optimizer.state_dict(),
                  "scheduler": scheduler.state_dict(), "step": step, "tokens": tokens, "seconds": spent,
-                 "loss": loss_value, "order": order, "rng": torch.get_rng_state()},
+                 "loss": loss_value, "batches": batches, "rng": torch.get_rng_state()},
                 state_path,
             )
 
@@ -241,9 +260,7 @@ def train_adapter(
     last_checkpoint = time.monotonic()
     budget_s = cfg.max_minutes * 60
     while step < total and time.monotonic() - started < budget_s:
-        start = (step * cfg.batch_size) % len(order)
-        picks = [order[(start + k) % len(order)] for k in range(min(cfg.batch_size, len(order)))]
-        batch = pad_batch([encoded[i] for i in picks], pad_id)
+        batch = pad_batch([encoded[i] for i in batches[step % len(batches)]], pad_id)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
             loss = labelled_nll(model.get_base_model(), batch)[0].mean()
         loss.backward()

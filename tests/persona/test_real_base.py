@@ -43,7 +43,7 @@ def test_real_base_generates_and_an_adapter_changes_it(bundled_model_dir: Path, 
     assert tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()
 
     examples = [Example((Turn("Bo", f"question {i}?", False),), "durian, always durian!!") for i in range(8)]
-    cfg = TrainConfig(max_steps=4, epochs=2.0, learning_rate=2e-3, batch_size=4, bf16=True)
+    cfg = TrainConfig(max_steps=4, epochs=2.0, learning_rate=2e-3, batch_lines=4, bf16=True)
     model, result = train_adapter(base, tokenizer, encode(tokenizer, "Ana", examples, 96), cfg)
     assert result.steps == 4
     adapter = write_adapter(model, tmp_path / "adapter")

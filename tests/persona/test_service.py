@@ -36,7 +36,7 @@ def adapters(tiny_model_dir: Path, tokenizer, tmp_path_factory: pytest.TempPathF
     for i, word in enumerate(("apple", "banana", "cherry")):
         base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
         examples = [Example((Turn("Bo", "say it", False),), f"{word} {word} {word}")] * 16
-        cfg = TrainConfig(max_steps=15, learning_rate=5e-2, batch_size=8, bf16=False, epochs=100, seed=i)
+        cfg = TrainConfig(max_steps=15, learning_rate=5e-2, batch_lines=8, bf16=False, epochs=100, seed=i)
         model, _ = train_adapter(base, tokenizer, encode(tokenizer, "Ana", examples, 64), cfg)
         refs.append(AdapterRef(str(i + 1), str(write_adapter(model, root / str(i + 1))), 1.0))
     return refs

@@ -15,9 +15,10 @@ from persona.examples import Example
 from persona.lora_training import (
     TrainConfig,
     TrainingStopped,
-    bucketed_order,
+    bucketed_batches,
     encode,
     labelled_nll,
+    lines_in,
     pad_batch,
     shared_prefix_length,
     train_adapter,
@@ -39,7 +40,7 @@ def load(tiny_model_dir: Path):  # noqa: ANN201
 
 def test_training_lowers_the_loss_on_the_owners_lines(tiny_model_dir: Path, tokenizer) -> None:  # noqa: ANN001
     encoded = encode(tokenizer, "Ana", examples(), 64)
-    cfg = TrainConfig(max_steps=40, learning_rate=3e-2, batch_size=8, bf16=False, epochs=100)
+    cfg = TrainConfig(max_steps=40, learning_rate=3e-2, batch_lines=8, bf16=False, epochs=100)
     losses = []
     model, result = train_adapter(load(tiny_model_dir), tokenizer, encoded, cfg,
                                   progress=lambda p: losses.append(p.loss) or True)
@@ -50,7 +51,7 @@ def test_training_lowers_the_loss_on_the_owners_lines(tiny_model_dir: Path, toke
 
 def test_a_stopped_run_resumes_from_its_checkpoint(tiny_model_dir: Path, tokenizer, tmp_path: Path) -> None:  # noqa: ANN001
     encoded = encode(tokenizer, "Ana", examples(), 64)
-    cfg = TrainConfig(max_steps=12, batch_size=4, bf16=False, epochs=100, checkpoint_every_s=1000)
+    cfg = TrainConfig(max_steps=12, batch_lines=4, bf16=False, epochs=100, checkpoint_every_s=1000)
     with pytest.raises(TrainingStopped):
         train_adapter(load(tiny_model_dir), tokenizer, encoded, cfg, checkpoint_dir=tmp_path,
                       progress=lambda p: p.step < 5)
@@ -61,13 +62,13 @@ def test_a_stopped_run_resumes_from_its_checkpoint(tiny_model_dir: Path, tokeniz
 
 
 def test_the_time_budget_stops_training(tiny_model_dir: Path, tokenizer) -> None:  # noqa: ANN001
-    cfg = TrainConfig(max_steps=10_000, max_minutes=0.02, batch_size=2, bf16=False, epochs=1000)
+    cfg = TrainConfig(max_steps=10_000, max_minutes=0.02, batch_lines=2, bf16=False, epochs=1000)
     _, result = train_adapter(load(tiny_model_dir), tokenizer, encode(tokenizer, "Ana", examples(), 64), cfg)
     assert 0 < result.steps < 10_000 and result.seconds < 5
 
 
 def test_adapter_is_written_whole_and_reloads(tiny_model_dir: Path, tokenizer, tmp_path: Path) -> None:  # noqa: ANN001
-    cfg = TrainConfig(max_steps=3, batch_size=4, bf16=False)
+    cfg = TrainConfig(max_steps=3, batch_lines=4, bf16=False)
     model, _ = train_adapter(load(tiny_model_dir), tokenizer, encode(tokenizer, "Ana", examples(8), 64), cfg)
     target = write_adapter(model, tmp_path / "7" / "job1")
     assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in target.iterdir()}
@@ -78,19 +79,24 @@ def test_adapter_is_written_whole_and_reloads(tiny_model_dir: Path, tokenizer, t
         assert torch.allclose(model(input_ids=ids).logits, reloaded(input_ids=ids).logits, atol=1e-5)
 
 
-def test_batches_group_similar_lengths_without_losing_examples() -> None:
-    lengths = [random.Random(i).randint(10, 160) for i in range(400)]
-    order = bucketed_order(lengths, 8, seed=3)
-    assert sorted(order) == list(range(400))
+def test_batches_group_similar_lengths_and_count_lines_without_losing_any() -> None:
+    lengths = [random.Random(i).randint(10, 250) for i in range(400)]
+    lines = [1 + length // 100 for length in lengths]  # longer sequences carry more lines on
+    batches = bucketed_batches(lengths, lines, 6, seed=3)
+    assert sorted(i for batch in batches for i in batch) == list(range(400))
+    short = [batch for batch in batches if sum(lines[i] for i in batch) < 6]
+    assert len(short) <= len(batches) // 16 + 1  # only a window's last batch may fall short
+    assert all(sum(lines[i] for i in batch[:-1]) < 6 for batch in batches)  # none takes more than it needs
 
-    def padding(o: list[int]) -> int:
-        return sum(8 * max(lengths[i] for i in o[k:k + 8]) - sum(lengths[i] for i in o[k:k + 8])
-                   for k in range(0, len(o), 8))
+    def padding(bs: list[list[int]]) -> int:
+        return sum(len(b) * max(lengths[i] for i in b) - sum(lengths[i] for i in b) for b in bs)
 
     shuffled = list(range(400))
     random.Random(3).shuffle(shuffled)
-    assert padding(order) < padding(shuffled) / 3
-    assert order != sorted(order, key=lengths.__getitem__)  # still shuffled, not one long sort
+    sizes = [len(b) for b in batches]
+    unsorted = [shuffled[sum(sizes[:k]): sum(sizes[:k + 1])] for k in range(len(sizes))]
+    assert padding(batches) < padding(unsorted) / 3
+    assert [len(b) for b in batches] != sorted(len(b) for b in batches)  # still shuffled, not one long sort
 
 
 def test_a_job_trains_with_the_settings_unless_it_asks_otherwise(settings) -> None:  # noqa: ANN001
@@ -158,6 +164,7 @@ def test_examples_that_follow_each_other_share_one_sequence_up_to_twice_max_toke
 
     assert len(singles) == 20 and 1 < len(sequences) < 10
     assert learned(sequences) == learned(singles)  # every line learned once, in order
+    assert sum(lines_in(labels) for _, labels in sequences) == 20 and {lines_in(l) for _, l in singles} == {1}
     assert all(len(ids) <= 2 * 96 for ids, _ in sequences)
     # a carried-on line adds its own two turns, not a system prompt and four turns again
     assert sum(len(ids) for ids, _ in sequences) < 0.6 * sum(len(ids) for ids, _ in singles)
