@@ -36,7 +36,7 @@ class TrainConfig:
     # The owner's lines a step, in however many sequences hold them (a sequence carries 1-3 on).
     # ~6 (two carried-on sequences) rather than 8 single examples: held-out own-line perplexity as
     # good or better (Michael 26.7 vs 27.5, Pam 28.6 vs 28.8, Dwight 34.3 vs 34.3 at 300 lines);
-    # ~8.5 (three sequences) was worse for two of them.
+    # ~8.5 (three sequences) was worse for two of them. 8-speaker eval: 31.5 vs 31.7 before.
     batch_lines: int = 6
     epochs: float = 1.0
     max_steps: int = 400
@@ -91,7 +91,7 @@ def encode(tokenizer: PreTrainedTokenizerBase, owner_name: str, examples: list[E
 
     An example whose context holds the previous example's line carries that example's sequence on
     (up to CHAINED_TOKENS_FACTOR x `max_tokens`) rather than starting a new one: in a busy chat the
-    owner speaks every few turns, and repeating the turns two examples share was ~22 % of the tokens
+    owner speaks every few turns, and repeating the turns two examples share was ~25 % of the tokens
     of 2,000 Office lines. Each line is still learned once, after at least the turns it would have
     had alone (unless those were cut to fit the earlier example), as replies see longer chats too.
     """
