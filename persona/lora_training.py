@@ -134,11 +134,13 @@ def bucketed_batches(lengths: list[int], lines: list[int], batch_lines: int, see
             window_lines += lines[order[end]]
             end += 1
         batch: list[int] = []
+        batch_count = 0
         for index in sorted(order[start:end], key=lengths.__getitem__):
             batch.append(index)
-            if sum(lines[i] for i in batch) >= batch_lines:
+            batch_count += lines[index]
+            if batch_count >= batch_lines:
                 batches.append(batch)
-                batch = []
+                batch, batch_count = [], 0
         batches += [batch] if batch else []
         start = end
     rng.shuffle(batches)
