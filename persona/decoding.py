@@ -6,6 +6,8 @@ exponential draw over all of it for the multinomial, although its top-k of 50 ha
 discarded all but 50 tokens. Here top-p and the draw run on those 50 alone, which is the same
 distribution. The repetition penalty counts only real tokens (generate also penalised the left
 padding, i.e. the end-of-turn token, in rows padded to a longer neighbour's length).
+The prompt runs through the model's forward; the one-token steps after it through
+`persona.decoding_steps`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from transformers import DynamicCache
+
+from persona.decoding_steps import steps_for
 
 TOP_K = 50
 
@@ -59,22 +63,23 @@ def decode(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, max_new_toke
     cache = DynamicCache()
     out = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True,
                 logits_to_keep=1)
-    seen = torch.zeros(rows, out.logits.shape[-1], dtype=torch.bool)
+    logits = out.logits[:, -1].float()
+    steps = steps_for(model, cache, capacity=ids.shape[1] + max_new_tokens)
+    seen = torch.zeros(rows, logits.shape[-1], dtype=torch.bool)
     real = mask.bool()
     seen[torch.arange(rows)[:, None].expand_as(ids)[real], ids[real]] = True
     stops = torch.tensor(stop_ids)
     done = torch.zeros(rows, dtype=torch.bool)
-    steps = []
+    chosen = []
     for step in range(max_new_tokens):
-        token = next_tokens(out.logits[:, -1].float(), seen, sampling).masked_fill(done, pad_id)
-        steps.append(token)
+        token = next_tokens(logits, seen, sampling).masked_fill(done, pad_id)
+        chosen.append(token)
         done |= torch.isin(token, stops)
         if done.all() or step == max_new_tokens - 1:
             break
         seen[torch.arange(rows), token] = True
         mask = torch.cat([mask, torch.ones(rows, 1, dtype=mask.dtype)], dim=1)
         positions = positions[:, -1:] + 1
-        out = model(input_ids=token[:, None], attention_mask=mask, position_ids=positions, past_key_values=cache,
-                    use_cache=True)
-    generated = torch.stack(steps, dim=1).tolist()
+        logits = steps(token, positions, mask)
+    generated = torch.stack(chosen, dim=1).tolist()
     return [row[: next((i for i, t in enumerate(row) if t in stop_ids), len(row))] for row in generated]

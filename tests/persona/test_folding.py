@@ -14,44 +14,10 @@ from torch import nn
 from transformers import AutoModelForCausalLM
 
 from persona.adapter_files import AdapterFileError
-from persona.attention import FP32_ATTENTION
 from persona.folding import FoldableLinear, ServedAdapters, make_foldable
 from persona.model import LORA_TARGETS, lora_config
-from persona.quantize import INT8_MAX_ROWS, quantize_for_serving
-
-
-def load(tiny_model_dir: Path, dtype: str) -> nn.Module:
-    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, attn_implementation=FP32_ATTENTION,
-                                                dtype=torch.float32 if dtype == "float32" else torch.bfloat16)
-    if dtype == "int8":
-        quantize_for_serving(base, set(LORA_TARGETS))
-    return base.eval()
-
-
-@pytest.fixture(scope="module")
-def adapter_dirs(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Two random adapters saved by peft, as training saves them."""
-    root = tmp_path_factory.mktemp("adapters")
-    dirs = {}
-    for seed, name in enumerate(("one", "two")):
-        torch.manual_seed(seed)
-        model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir), lora_config(8))
-        for param_name, param in model.named_parameters():
-            if "lora_" in param_name:
-                nn.init.normal_(param, std=0.3)
-        model.save_pretrained(root / name)
-        dirs[name] = root / name
-    return dirs
-
-
-def served_model(tiny_model_dir: Path, dtype: str, adapter_dirs: dict[str, Path]) -> tuple[nn.Module, ServedAdapters]:
-    """The tiny Llama prepared as the inference worker prepares its base, both adapters loaded."""
-    model = load(tiny_model_dir, dtype)
-    make_foldable(model, LORA_TARGETS)
-    served = ServedAdapters(model)
-    for name, path in adapter_dirs.items():
-        served.load(name, path)
-    return model, served
+from persona.quantize import INT8_MAX_ROWS
+from tests.persona.served import load, served_model
 
 
 def peft_logits(tiny_model_dir: Path, dtype: str, adapter_dirs: dict[str, Path], ids: torch.Tensor,
