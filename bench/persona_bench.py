@@ -3,7 +3,8 @@
 `python bench/persona_bench.py [--corpus office.jsonl] [--threads 2]`
 
 Keys: reply_p50_s / reply_p95_s (up to 40 new tokens through the inference worker, a user adapter
-active, the serving MODEL_DTYPE; reply_tokens_p50 says how long they were), decode_tok_s_fp32 / _bf16 / _int8, adapter_switch_hot_ms (the worker switching to another
+active, the serving MODEL_DTYPE; reply_tokens_p50 says how long they were), decode_tok_s_fp32 / _bf16 / _int8
+(the worker's decoding loop, greedy), adapter_switch_hot_ms (the worker switching to another
 loaded adapter's folds, as a lone reply for another twin does) / adapter_switch_cold_ms (reading
 an adapter's files and making its folds), train_tok_s and
 train_2000_messages_s (a twin trained on 2,000 real lines of the corpus's busiest speaker with
@@ -27,6 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.shared import in_child, percentile, random_adapters, rss_mb  # noqa: E402
+from persona.decoding import decode  # noqa: E402
 from persona.folding import ServedAdapters, make_foldable  # noqa: E402
 from persona.generate import AdapterRef, InferenceWorker, Sampling  # noqa: E402
 from persona.model import LORA_TARGETS, load_base_model, model_source  # noqa: E402
@@ -35,9 +37,11 @@ from twinbot.settings import Settings, load_settings  # noqa: E402
 
 NEW_TOKENS = 40
 FORCED = Sampling(do_sample=True, repetition_penalty=1.15)
+GREEDY = Sampling(do_sample=False)
 
 
 def decode_tok_s(settings: Settings, model_dtype: str, prompt: list[int], runs: int = 3) -> float:
+    """New tokens a second through the worker's own decoding loop (greedy, NEW_TOKENS of them, no adapter)."""
     model, tokenizer = load_base_model(settings.model_copy(update={"model_dtype": model_dtype}))
     make_foldable(model, LORA_TARGETS)
     ids = torch.tensor([prompt])
@@ -45,8 +49,7 @@ def decode_tok_s(settings: Settings, model_dtype: str, prompt: list[int], runs: 
     with torch.inference_mode():
         for _ in range(runs + 1):
             started = time.perf_counter()
-            model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=NEW_TOKENS,
-                           min_new_tokens=NEW_TOKENS, do_sample=False, pad_token_id=tokenizer.eos_token_id)
+            decode(model, ids, torch.ones_like(ids), NEW_TOKENS, GREEDY, [], tokenizer.eos_token_id)
             rates.append(NEW_TOKENS / (time.perf_counter() - started))
     return round(statistics.median(rates[1:]), 1)  # the first run pays one-off costs
 
