@@ -212,11 +212,13 @@ def train_adapter(
     *,
     progress: Callable[[Progress], bool] | None = None,
     checkpoint_dir: Path | None = None,
+    on_checkpoint: Callable[[Path], None] | None = None,
 ) -> tuple[PeftModel, TrainResult]:
     """Train a fresh LoRA adapter on `base` (which it wraps in place); resumes from `checkpoint_dir`.
 
     `progress` is called after each step; returning False stops the run (a checkpoint is written
-    first, so nothing is lost) by raising TrainingStopped.
+    first, so nothing is lost) by raising TrainingStopped. `on_checkpoint` gets the file of each
+    checkpoint once it is written (the Ray backend ships it to the worker that owns the job).
     """
     if not encoded:
         raise ValueError("no training examples")
@@ -256,6 +258,8 @@ def train_adapter(
                  "loss": loss_value, "batches": batches, "rng": torch.get_rng_state()},
                 state_path,
             )
+            if on_checkpoint is not None:
+                on_checkpoint(state_path)
 
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     started = time.monotonic() - spent

@@ -6,8 +6,10 @@ RAY_ADDRESS (or a local Ray when unset). The task loads the base model on its no
 the same code and settings as the local backend, streams progress back through a Ray queue (the
 worker heartbeats it into the store, so /train's message moves as usual) and returns the adapter's
 files, which land in the adapter dir (or SHARED_ADAPTER_DIR) with the same atomic rename.
-Cancelling, /forget or a stopping worker cancel the task. A Ray task keeps no checkpoint: a job
-interrupted on the cluster starts again from step 0.
+Cancelling, /forget or a stopping worker cancel the task. The task sends each checkpoint back
+through the same queue, and the worker keeps the latest in the job's checkpoint dir, as the local
+backend does: a job whose worker stopped or was killed resumes on the cluster from that checkpoint
+(losing at most TRAIN_CHECKPOINT_SECONDS of training) instead of starting again from step 0.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import ray
@@ -22,6 +25,7 @@ from ray.util.queue import Empty, Queue
 
 from persona.examples import Example
 from persona.lora_training import (
+    CHECKPOINT_FILE,
     Progress,
     TrainConfig,
     TrainingStopped,
@@ -30,7 +34,7 @@ from persona.lora_training import (
     write_adapter,
 )
 from persona.train import TrainRun
-from twinbot.atomic import write_dir_atomically
+from twinbot.atomic import write_dir_atomically, write_file_atomically
 from twinbot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -47,10 +51,18 @@ def connect(settings: Settings) -> None:
         log.info("connected to Ray at %s", settings.ray_address or "a local instance")
 
 
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint file's bytes, sent from the task to the worker."""
+
+    data: bytes
+
+
 @ray.remote(max_retries=0)
 def _train_task(settings: Settings, owner_name: str, examples: list[Example], config: TrainConfig,
-                progress: Queue) -> tuple[dict[str, bytes], dict]:
-    """Runs on a cluster node: train, then return the adapter as {file name: bytes} and the metrics."""
+                progress: Queue, resume: bytes | None) -> tuple[dict[str, bytes], dict]:
+    """Runs on a cluster node: train (from `resume`, a checkpoint's bytes, if given), sending progress
+    and checkpoints through `progress`; then return the adapter as {file name: bytes} and the metrics."""
     import torch
 
     from persona.model import load_base_model
@@ -62,21 +74,30 @@ def _train_task(settings: Settings, owner_name: str, examples: list[Example], co
         progress.put(p)
         return True
 
-    model, result = train_adapter(base, tokenizer, encode(tokenizer, owner_name, examples, config.max_tokens),
-                                  config, progress=report)
     with tempfile.TemporaryDirectory() as tmp:
+        checkpoints = Path(tmp) / "checkpoints"
+        if resume is not None:
+            write_file_atomically(checkpoints / CHECKPOINT_FILE, lambda fh: fh.write(resume))
+        model, result = train_adapter(
+            base, tokenizer, encode(tokenizer, owner_name, examples, config.max_tokens), config, progress=report,
+            checkpoint_dir=checkpoints, on_checkpoint=lambda path: progress.put(Checkpoint(path.read_bytes())))
         written = write_adapter(model, Path(tmp) / "adapter")
         files = {p.name: p.read_bytes() for p in written.iterdir() if p.is_file()}
     return files, result.metrics()
 
 
-def _latest(queue: Queue) -> Progress | None:
+def _relay(queue: Queue, checkpoint: Path) -> Progress | None:
+    """Everything the task sent since the last call: keeps its checkpoints, returns its latest progress."""
     latest = None
     while True:
         try:
-            latest = queue.get_nowait()
+            item = queue.get_nowait()
         except Empty:
             return latest
+        if isinstance(item, Checkpoint):
+            write_file_atomically(checkpoint, lambda fh, data=item.data: fh.write(data))
+        else:
+            latest = item
 
 
 def train_on_ray(settings: Settings, run: TrainRun, progress: Callable[[Progress], bool]) -> dict:
@@ -84,15 +105,17 @@ def train_on_ray(settings: Settings, run: TrainRun, progress: Callable[[Progress
     connect(settings)
     queue = Queue(actor_options={"num_cpus": 0})
     clean = settings.model_copy(update={name: None for name in SECRETS})
+    checkpoint = run.checkpoints / CHECKPOINT_FILE
+    resume = checkpoint.read_bytes() if checkpoint.exists() else None
     task = _train_task.options(num_cpus=settings.ray_task_cpus).remote(
-        clean, run.owner_name, run.examples, run.config, queue)
+        clean, run.owner_name, run.examples, run.config, queue, resume)
     # Until the task reports (it is waiting for a node, or loading the model), "step 0" keeps the
     # job's heartbeat alive and still lets a cancellation through.
     latest = Progress(0, 0, None, None, 0.0)
     try:
         while True:
             done, _ = ray.wait([task], timeout=WAIT_S)
-            latest = _latest(queue) or latest
+            latest = _relay(queue, checkpoint) or latest
             if not progress(latest):
                 ray.cancel(task, force=True)
                 raise TrainingStopped(f"stopped at step {latest.step} of {latest.total_steps}")

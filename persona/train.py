@@ -148,6 +148,7 @@ async def run_job(settings: Settings, store: Store, job: TrainingJob, *, stop: t
     except Exception as exc:
         log.exception("training job %s failed", job.id)
         await store.jobs.finish(job.id, JobState.FAILED, one_line(exc))
+        shutil.rmtree(checkpoints, ignore_errors=True)  # a failed job is never resumed
         return JobState.FAILED
     return await publish(settings, store, user, job, target, metrics, len(examples))
 

@@ -11,19 +11,25 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 
 
-def save_torch_atomically(obj: object, path: Path) -> None:
-    """torch.save to path.tmp, fsync, rename."""
+def write_file_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Let `write` fill path.tmp, fsync it, rename it to `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as fh:
-        torch.save(obj, fh)
+        write(fh)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def save_torch_atomically(obj: object, path: Path) -> None:
+    """torch.save to path.tmp, fsync, rename."""
+    write_file_atomically(path, lambda fh: torch.save(obj, fh))
 
 
 def write_dir_atomically(target: Path, fill: Callable[[Path], object]) -> Path:

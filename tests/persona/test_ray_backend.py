@@ -7,8 +7,10 @@ import threading
 from pathlib import Path
 
 import pytest
+import torch
 
-from persona.train import run_worker
+from persona.lora_training import CHECKPOINT_FILE
+from persona.train import checkpoint_dir, run_worker
 from persona_store import JobState, Store
 from tests.persona.test_worker import seed_user
 from twinbot.settings import Settings
@@ -60,3 +62,32 @@ async def test_a_cancelled_job_stops_the_ray_task(local_ray: None, settings: Set
         await asyncio.wait_for(worker, 180)
         assert (await store.jobs.get(job.id)).state is JobState.CANCELLED
         assert await store.adapters.get(user.id) is None
+
+
+async def test_a_stopped_worker_leaves_the_ray_jobs_checkpoint_and_the_next_one_resumes_from_it(
+        local_ray: None, settings: Settings, tiny_model_dir: Path) -> None:
+    s = settings.model_copy(update={"trainer_backend": "ray", "base_model": str(tiny_model_dir),
+                                    "model_dtype": "float32", "train_max_steps": 400, "train_epochs": 100,
+                                    "train_checkpoint_seconds": 0.2})
+    async with Store.open_context(s) as store:
+        user = await seed_user(store)
+        job = await store.jobs.enqueue(user.id, {})
+        checkpoint = checkpoint_dir(s, user.id, job.id) / CHECKPOINT_FILE
+        stop = threading.Event()
+        worker = asyncio.create_task(run_worker(s, stop, once=True))
+        for _ in range(1200):
+            if checkpoint.exists() and (await store.jobs.get(job.id)).step >= 5:
+                break
+            await asyncio.sleep(0.1)
+        stop.set()  # as SIGTERM does
+        await asyncio.wait_for(worker, 180)
+        released = await store.jobs.get(job.id)
+        assert released.state is JobState.QUEUED and released.step < released.total_steps
+        assert torch.load(checkpoint, weights_only=False)["step"] > 0  # the task's, kept by the worker
+
+        await run_worker(s, threading.Event(), once=True)
+        done = await store.jobs.get(job.id)
+        assert done.state is JobState.DONE, done.error
+        record = await store.adapters.get(user.id)
+        assert record.metrics["resumed_from_step"] > 0 and record.metrics["steps"] == done.total_steps
+        assert not checkpoint.parent.exists()

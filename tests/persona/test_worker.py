@@ -7,11 +7,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from persona.lora_training import CHECKPOINT_FILE
+from persona.train import checkpoint_dir, run_worker
 from persona_store import JobState, NewMessage, Scope, Store
 from twinbot.settings import Settings, settings_env
 
@@ -126,3 +129,16 @@ async def test_too_little_data_fails_visibly(trainer_settings: Settings) -> None
         assert worker.returncode == 0, worker.stderr
         failed = await store.jobs.get(job.id)
         assert failed.state is JobState.FAILED and "only 10 usable messages" in failed.error
+
+
+async def test_a_job_that_fails_mid_way_says_why_and_leaves_no_checkpoint(trainer_settings: Settings) -> None:
+    async with Store.open_context(trainer_settings) as store:
+        user = await seed_user(store)
+        job = await store.jobs.enqueue(user.id)
+        checkpoints = checkpoint_dir(trainer_settings, user.id, job.id)
+        checkpoints.mkdir(parents=True)
+        (checkpoints / CHECKPOINT_FILE).write_bytes(b"not a checkpoint")  # a damaged disk, say
+        await run_worker(trainer_settings, threading.Event(), once=True)
+        failed = await store.jobs.get(job.id)
+        assert failed.state is JobState.FAILED and failed.error
+        assert not checkpoints.exists() and await store.adapters.get(user.id) is None
