@@ -3,7 +3,9 @@
 `python bench/persona_bench.py [--corpus office.jsonl] [--threads 2]`
 
 Keys: reply_p50_s / reply_p95_s (up to 40 new tokens through the inference worker, a user adapter
-active, the serving MODEL_DTYPE; reply_tokens_p50 says how long they were), decode_tok_s_fp32 / _bf16 / _int8
+active, the serving MODEL_DTYPE, to a one-line prompt; reply_tokens_p50 says how long they were),
+reply_chat_p50_s / _p95_s / _tokens_p50 (the same to a busy group chat's prompt: 8 turns and 4 of
+the owner's lines, reply_chat_prompt_tokens long), decode_tok_s_fp32 / _bf16 / _int8
 (the worker's decoding loop, greedy), adapter_switch_hot_ms (the worker switching to another
 loaded adapter's folds, as a lone reply for another twin does) / adapter_switch_cold_ms (reading
 an adapter's files and making its folds), train_tok_s and
@@ -24,6 +26,7 @@ import time
 from pathlib import Path
 
 import torch
+from transformers import PreTrainedTokenizerBase
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -33,9 +36,16 @@ from persona.folding import ServedAdapters, make_foldable  # noqa: E402
 from persona.generate import AdapterRef, InferenceWorker, Sampling  # noqa: E402
 from persona.model import LORA_TARGETS, load_base_model, model_source  # noqa: E402
 from persona.prompt import Turn, build_prompt_ids  # noqa: E402
+from persona.service import PROMPT_TOKENS  # noqa: E402
 from twinbot.settings import Settings, load_settings  # noqa: E402
 
 NEW_TOKENS = 40
+CHAT_TURNS = 8
+RETRIEVAL_EXAMPLES = 4
+CHAT_LINES = ["honestly I think we should just order pizza again, nobody wants to cook tonight",
+              "did anyone see the match last night? that last minute goal was unbelievable",
+              "I'm running late, the train is stuck somewhere outside the station again",
+              "can someone send me the photos from saturday, mine all came out blurry"]
 FORCED = Sampling(do_sample=True, repetition_penalty=1.15)
 GREEDY = Sampling(do_sample=False)
 
@@ -81,24 +91,33 @@ def switch_ms(settings: Settings, adapters: list[Path]) -> tuple[float, float]:
     return round(statistics.median(hot), 3), round(statistics.median(cold), 1)
 
 
-async def reply_latencies(settings: Settings, prompt: list[int], adapter: Path, replies: int = 12
-                          ) -> tuple[list[float], list[int], float]:
-    """Replies through the inference worker, their lengths in tokens (a reply that ends its turn
-    early is shorter than NEW_TOKENS, and faster), and the serving process's memory with the model
-    loaded."""
+async def reply_latencies(settings: Settings, prompts: dict[str, list[int]], adapter: Path, replies: int = 12
+                          ) -> tuple[dict[str, list[float]], dict[str, list[int]], float]:
+    """Replies to each prompt through the inference worker, their lengths in tokens (a reply that
+    ends its turn early is shorter than NEW_TOKENS, and faster), and the serving process's memory
+    with the model loaded."""
     worker = InferenceWorker.from_settings(settings)
     await worker.start()
     ref = AdapterRef("bench", str(adapter), 1.0)
-    await worker.generate(prompt, ref, 4)
-    times, lengths = [], []
+    await worker.generate(next(iter(prompts.values())), ref, 4)
+    times: dict[str, list[float]] = {name: [] for name in prompts}
+    lengths: dict[str, list[int]] = {name: [] for name in prompts}
     for _ in range(replies):
-        started = time.perf_counter()
-        text = await worker.generate(prompt, ref, NEW_TOKENS, FORCED)
-        times.append(time.perf_counter() - started)
-        lengths.append(len(worker.tokenizer(text, add_special_tokens=False)["input_ids"]))
+        for name, prompt in prompts.items():
+            started = time.perf_counter()
+            text = await worker.generate(prompt, ref, NEW_TOKENS, FORCED)
+            times[name].append(time.perf_counter() - started)
+            lengths[name].append(len(worker.tokenizer(text, add_special_tokens=False)["input_ids"]))
     memory = rss_mb()
     await worker.close()
     return times, lengths, memory
+
+
+def chat_prompt(tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """A prompt the size of a busy group chat's: RETRIEVAL_EXAMPLES of the owner's lines, CHAT_TURNS turns."""
+    turns = [Turn(("Bo", "Cy", "Ana")[k % 3], f"{CHAT_LINES[k % len(CHAT_LINES)]} ({k})", k % 3 == 2)
+             for k in range(CHAT_TURNS)]
+    return build_prompt_ids(tokenizer, "Ana", turns, CHAT_LINES[:RETRIEVAL_EXAMPLES], PROMPT_TOKENS)
 
 
 def train_2000(settings: Settings, corpus: Path) -> dict:
@@ -134,14 +153,17 @@ def main() -> None:
         adapters = random_adapters(settings, Path(tmp), 8)
         _, tokenizer = load_base_model(settings)
         prompt = build_prompt_ids(tokenizer, "Ana", [Turn("Bo", "so what did you do this weekend?", False)], [], 256)
+        chat = chat_prompt(tokenizer)
         for model_dtype, key in (("float32", "fp32"), ("bfloat16", "bf16"), ("int8", "int8")):
             report[f"decode_tok_s_{key}"] = decode_tok_s(settings, model_dtype, prompt)
         report["adapter_switch_hot_ms"], report["adapter_switch_cold_ms"] = switch_ms(settings, adapters)
-        times, lengths, report["rss_bot_mb"] = in_child(reply_latencies, (settings, prompt, adapters[0]),
-                                                        args.threads)
-        report["reply_p50_s"] = round(statistics.median(times), 3)
-        report["reply_tokens_p50"] = statistics.median(lengths)
-        report["reply_p95_s"] = round(percentile(times, 0.95), 3)
+        prompts = {"reply": prompt, "reply_chat": chat}
+        times, lengths, report["rss_bot_mb"] = in_child(reply_latencies, (settings, prompts, adapters[0]), args.threads)
+        for name in prompts:
+            report[f"{name}_p50_s"] = round(statistics.median(times[name]), 3)
+            report[f"{name}_p95_s"] = round(percentile(times[name], 0.95), 3)
+            report[f"{name}_tokens_p50"] = statistics.median(lengths[name])
+        report["reply_chat_prompt_tokens"] = len(chat)
     if args.corpus:
         report.update(in_child(train_2000, (settings, args.corpus), args.threads))
     print(json.dumps(report))
