@@ -97,6 +97,7 @@ class ServedAdapters:
         self._low_rank: dict[str, dict[str, LowRank]] = {}
         self._folds: dict[str, dict[str, Fold]] = {}
         self.current: str | None = None
+        self.folds_made = 0
 
     def load(self, name: str, path: Path) -> None:
         """Read adapter `name` from its files (AdapterFileError if they do not fit); replaces a loaded one."""
@@ -151,4 +152,5 @@ class ServedAdapters:
                 folded = torch.addmm(base.weight, low_rank.b, low_rank.a, alpha=low_rank.scaling)
                 folds[module] = Fold(folded, None, low_rank)
         self._folds[name] = folds
+        self.folds_made += 1
         return folds

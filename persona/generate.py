@@ -12,6 +12,9 @@ The event loop only ever awaits futures: torch never runs on it.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
+import functools
 import logging
 import queue
 import threading
@@ -31,6 +34,27 @@ from persona.model import LORA_TARGETS, load_base_model
 from twinbot.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim
+    except (OSError, AttributeError, TypeError):  # not glibc
+        return None
+
+
+def release_freed_memory() -> None:
+    """Hand the heap memory freed since the last call back to the OS (glibc's malloc_trim; no-op elsewhere).
+
+    Making an adapter's folds frees tens of MB of fp32 temporaries, and glibc kept them: the bot's
+    resident memory grew from ~1.0 to ~1.45 GB over its first 25 cold adapters through an LRU of 8
+    and stayed there. Trimmed after each batch that loaded an adapter or made folds, it stays at
+    ~0.9 GB. A trim takes ~6 ms, after the batch's replies are delivered.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +217,15 @@ class InferenceWorker:
             self.stats.adapter_evictions += 1
 
     def _generate_batch(self, batch: list[_Request]) -> None:
+        assert self._adapters is not None
+        made = self.stats.adapter_loads + self._adapters.folds_made
+        try:
+            self._answer_batch(batch)
+        finally:
+            if self.stats.adapter_loads + self._adapters.folds_made != made:
+                release_freed_memory()
+
+    def _answer_batch(self, batch: list[_Request]) -> None:
         names: list[str | None] = []
         live: list[_Request] = []
         for request in batch:
