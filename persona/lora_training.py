@@ -60,10 +60,26 @@ class Progress:
     loss: float | None
     eta_s: float | None
     tokens_per_s: float
+    budget_used: float = 0.0
+    """The share of the time budget spent so far."""
+    learning_rate: float | None = None
 
     @property
     def fraction(self) -> float:
-        return self.step / self.total_steps if self.total_steps else 0.0
+        """How far the run is: by its steps, or by its time budget when that will end it first."""
+        by_steps = self.step / self.total_steps if self.total_steps else 0.0
+        return min(1.0, max(by_steps, self.budget_used))
+
+
+def learning_rate_factor(step: int, done: float) -> float:
+    """Warm up over 10 steps, then decay linearly to a tenth by the end of the run, `done` (0-1) being
+    how far the run is by its steps or by its time budget, whichever ends it first.
+
+    A decay planned over the steps alone left a run the budget stopped early on a high learning
+    rate: 2,000 Office lines stop at ~82 % of their steps in the default 5 minutes, and a trainer
+    starved by a busy bot far earlier.
+    """
+    return min(1.0, (step + 1) / 10) * max(0.1, 1 - done)
 
 
 class TrainingStopped(Exception):
@@ -234,9 +250,6 @@ def train_adapter(
     batches = bucketed_batches([len(ids) for ids, _ in encoded], [lines_in(labels) for _, labels in encoded],
                                cfg.batch_lines, cfg.seed)
     total = max(1, min(cfg.max_steps, math.ceil(len(batches) * cfg.epochs)))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / 10) * max(0.1, 1 - s / total)
-    )
     step, tokens, spent, loss_value = 0, 0, 0.0, None
     resumed_from = 0
     state_path = checkpoint_dir / CHECKPOINT_FILE if checkpoint_dir else None
@@ -244,7 +257,6 @@ def train_adapter(
         state = torch.load(state_path, map_location="cpu", weights_only=False)
         set_peft_model_state_dict(model, state["adapter"])
         optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
         step, tokens, spent, loss_value = state["step"], state["tokens"], state["seconds"], state["loss"]
         batches = state.get("batches", batches)  # checkpoints of older trainers kept an order instead
         torch.set_rng_state(state["rng"])
@@ -254,7 +266,7 @@ def train_adapter(
         if state_path is not None:
             save_torch_atomically(
                 {"adapter": get_peft_model_state_dict(model), "optimizer": optimizer.state_dict(),
-                 "scheduler": scheduler.state_dict(), "step": step, "tokens": tokens, "seconds": spent,
+                 "step": step, "tokens": tokens, "seconds": spent,
                  "loss": loss_value, "batches": batches, "rng": torch.get_rng_state()},
                 state_path,
             )
@@ -271,19 +283,23 @@ def train_adapter(
             loss = labelled_nll(model.get_base_model(), batch)[0].mean()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
+        done = max(step / total, (time.monotonic() - started) / budget_s)
+        rate = cfg.learning_rate * learning_rate_factor(step, done)
+        for group in optimizer.param_groups:
+            group["lr"] = rate
         optimizer.step()
-        scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1
         tokens += int(batch["attention_mask"].sum())
         loss_value = float(loss.detach())
         spent = time.monotonic() - started
-        rate = step / spent if spent else 0.0
-        eta = min((total - step) / rate if rate else math.inf, budget_s - spent)
+        steps_per_s = step / spent if spent else 0.0
+        eta = min((total - step) / steps_per_s if steps_per_s else math.inf, budget_s - spent)
         if time.monotonic() - last_checkpoint >= cfg.checkpoint_every_s:
             checkpoint()
             last_checkpoint = time.monotonic()
-        if progress is not None and not progress(Progress(step, total, loss_value, max(0.0, eta), tokens / spent)):
+        report = Progress(step, total, loss_value, max(0.0, eta), tokens / spent, min(1.0, spent / budget_s), rate)
+        if progress is not None and not progress(report):
             checkpoint()
             raise TrainingStopped(f"stopped at step {step} of {total}")
     model.eval()

@@ -13,6 +13,7 @@ from transformers import AutoModelForCausalLM
 
 from persona.examples import Example
 from persona.lora_training import (
+    Progress,
     TrainConfig,
     TrainingStopped,
     bucketed_batches,
@@ -61,10 +62,20 @@ def test_a_stopped_run_resumes_from_its_checkpoint(tiny_model_dir: Path, tokeniz
     assert result.resumed_from_step == 5 and steps == list(range(6, 13)) and result.steps == 12
 
 
-def test_the_time_budget_stops_training(tiny_model_dir: Path, tokenizer) -> None:  # noqa: ANN001
+def test_the_time_budget_stops_training_with_its_learning_rate_decayed(tiny_model_dir: Path,
+                                                                        tokenizer) -> None:  # noqa: ANN001
     cfg = TrainConfig(max_steps=10_000, max_minutes=0.02, batch_lines=2, bf16=False, epochs=1000)
-    _, result = train_adapter(load(tiny_model_dir), tokenizer, encode(tokenizer, "Ana", examples(), 64), cfg)
-    assert 0 < result.steps < 10_000 and result.seconds < 5
+    reports: list[Progress] = []
+    _, result = train_adapter(load(tiny_model_dir), tokenizer, encode(tokenizer, "Ana", examples(), 64), cfg,
+                              progress=lambda p: reports.append(p) or True)
+    assert 20 < result.steps < 10_000 and result.seconds < 5
+    last = reports[-1]
+    assert last.step < last.total_steps / 10 and last.fraction == 1.0  # the budget, not the steps, ended it
+    assert last.learning_rate <= 0.15 * cfg.learning_rate  # decayed as if the steps had ended there
+    fractions = [p.fraction for p in reports]
+    assert fractions == sorted(fractions)
+    rates = [p.learning_rate for p in reports]
+    assert max(rates) > 0.5 * cfg.learning_rate and rates[-1] < rates[len(rates) // 2] < max(rates)
 
 
 def test_adapter_is_written_whole_and_reloads(tiny_model_dir: Path, tokenizer, tmp_path: Path) -> None:  # noqa: ANN001
