@@ -6,6 +6,7 @@ Free of stores and processes on purpose: the local worker and the Ray backend bo
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import time
@@ -21,6 +22,8 @@ from persona.examples import Example
 from persona.model import lora_config
 from persona.prompt import build_training_ids, continue_training_ids
 from twinbot.atomic import save_torch_atomically, write_dir_atomically
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "state.pt"
 CHAINED_TOKENS_FACTOR = 2
@@ -220,6 +223,25 @@ def labelled_nll(causal_lm: PreTrainedModel, batch: dict[str, torch.Tensor]) -> 
     return nll, rows
 
 
+def read_checkpoint(path: Path) -> dict | None:
+    """A checkpoint's state, or None (logged) when it cannot be read or lacks what resuming needs.
+
+    Checkpoints are written atomically, so a damaged one means a damaged disk or a trainer too
+    different from the one that wrote it; starting the job over loses minutes, failing it would
+    lose the job.
+    """
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        missing = {"adapter", "optimizer", "step", "tokens", "seconds", "loss", "rng"} - set(state)
+    except Exception as exc:  # whatever the unpickler makes of a damaged file
+        log.warning("the checkpoint %s cannot be read (%s); training starts over", path, exc)
+        return None
+    if missing:
+        log.warning("the checkpoint %s lacks %s; training starts over", path, ", ".join(sorted(missing)))
+        return None
+    return state
+
+
 def train_adapter(
     base: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -253,8 +275,8 @@ def train_adapter(
     step, tokens, spent, loss_value = 0, 0, 0.0, None
     resumed_from = 0
     state_path = checkpoint_dir / CHECKPOINT_FILE if checkpoint_dir else None
-    if state_path is not None and state_path.exists():
-        state = torch.load(state_path, map_location="cpu", weights_only=False)
+    state = read_checkpoint(state_path) if state_path is not None and state_path.exists() else None
+    if state is not None:
         set_peft_model_state_dict(model, state["adapter"])
         optimizer.load_state_dict(state["optimizer"])
         step, tokens, spent, loss_value = state["step"], state["tokens"], state["seconds"], state["loss"]

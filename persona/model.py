@@ -77,6 +77,9 @@ def model_source(settings: Settings) -> str | Path:
         return target if (target / "config.json").is_file() else convert_bundled(target)
     local = Path(settings.base_model).expanduser()
     if local.is_dir():
+        if not (local / "config.json").is_file():
+            raise ModelUnavailable(f"BASE_MODEL={settings.base_model!r} is a directory without a model in it "
+                                   "(no config.json)")
         return local
     if not settings.allow_hub_download:
         raise ModelUnavailable(

@@ -131,14 +131,32 @@ async def test_too_little_data_fails_visibly(trainer_settings: Settings) -> None
         assert failed.state is JobState.FAILED and "only 10 usable messages" in failed.error
 
 
-async def test_a_job_that_fails_mid_way_says_why_and_leaves_no_checkpoint(trainer_settings: Settings) -> None:
+async def test_a_damaged_checkpoint_starts_the_job_over(trainer_settings: Settings) -> None:
+    settings = trainer_settings.model_copy(update={"train_max_steps": 20})
+    async with Store.open_context(settings) as store:
+        user = await seed_user(store)
+        job = await store.jobs.enqueue(user.id)
+        checkpoints = checkpoint_dir(settings, user.id, job.id)
+        checkpoints.mkdir(parents=True)
+        (checkpoints / CHECKPOINT_FILE).write_bytes(b"not a checkpoint")  # a damaged disk, say
+        await run_worker(settings, threading.Event(), once=True)
+        done = await store.jobs.get(job.id)
+        assert done.state is JobState.DONE, done.error
+        record = await store.adapters.get(user.id)
+        assert record.metrics["resumed_from_step"] == 0 and record.metrics["steps"] == 20
+        assert not checkpoints.exists()
+
+
+async def test_a_failed_job_says_why_and_leaves_no_checkpoint(trainer_settings: Settings, tmp_path: Path) -> None:
     async with Store.open_context(trainer_settings) as store:
         user = await seed_user(store)
         job = await store.jobs.enqueue(user.id)
         checkpoints = checkpoint_dir(trainer_settings, user.id, job.id)
         checkpoints.mkdir(parents=True)
-        (checkpoints / CHECKPOINT_FILE).write_bytes(b"not a checkpoint")  # a damaged disk, say
-        await run_worker(trainer_settings, threading.Event(), once=True)
+        (checkpoints / CHECKPOINT_FILE).write_bytes(b"from an earlier attempt")
+        (tmp_path / "no-model").mkdir()
+        broken = trainer_settings.model_copy(update={"base_model": str(tmp_path / "no-model")})
+        await run_worker(broken, threading.Event(), once=True)
         failed = await store.jobs.get(job.id)
-        assert failed.state is JobState.FAILED and failed.error
+        assert failed.state is JobState.FAILED and "without a model in it" in failed.error
         assert not checkpoints.exists() and await store.adapters.get(user.id) is None
