@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from transformers import DynamicCache
 
-from persona.decoding_steps import steps_for
+from persona.decoding_steps import Steps, steps_for
 
 TOP_K = 50
 
@@ -64,7 +64,7 @@ def decode(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, max_new_toke
     out = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True,
                 logits_to_keep=1)
     logits = out.logits[:, -1].float()
-    steps = steps_for(model, cache, capacity=ids.shape[1] + max_new_tokens)
+    steps: Steps | None = None  # made at the first step: a one-token reply never copies the prompt's cache
     seen = torch.zeros(rows, logits.shape[-1], dtype=torch.bool)
     real = mask.bool()
     seen[torch.arange(rows)[:, None].expand_as(ids)[real], ids[real]] = True
@@ -80,6 +80,8 @@ def decode(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, max_new_toke
         seen[torch.arange(rows), token] = True
         mask = torch.cat([mask, torch.ones(rows, 1, dtype=mask.dtype)], dim=1)
         positions = positions[:, -1:] + 1
+        if steps is None:
+            steps = steps_for(model, cache, capacity=ids.shape[1] + max_new_tokens)
         logits = steps(token, positions, mask)
     generated = torch.stack(chosen, dim=1).tolist()
     return [row[: next((i for i, t in enumerate(row) if t in stop_ids), len(row))] for row in generated]
