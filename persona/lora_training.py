@@ -6,10 +6,12 @@ Free of stores and processes on purpose: the local worker and the Ray backend bo
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import random
 import time
+from array import array
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -223,6 +225,14 @@ def labelled_nll(causal_lm: PreTrainedModel, batch: dict[str, torch.Tensor]) -> 
     return nll, rows
 
 
+def sequences_fingerprint(encoded: list[tuple[list[int], list[int]]]) -> str:
+    """A digest of the training sequences, which a checkpoint must have been made from to resume them."""
+    digest = hashlib.sha256()
+    for ids, labels in encoded:
+        digest.update(array("q", [len(ids), *ids, *labels]).tobytes())
+    return digest.hexdigest()
+
+
 def read_checkpoint(path: Path) -> dict | None:
     """A checkpoint's state, or None (logged) when it cannot be read or lacks what resuming needs.
 
@@ -276,11 +286,17 @@ def train_adapter(
     resumed_from = 0
     state_path = checkpoint_dir / CHECKPOINT_FILE if checkpoint_dir else None
     state = read_checkpoint(state_path) if state_path is not None and state_path.exists() else None
+    fingerprint = sequences_fingerprint(encoded)
+    if state is not None and state.get("sequences") != fingerprint:
+        # The owner's messages changed since (or the trainer encodes them differently): the saved
+        # batch order names other sequences.
+        log.warning("the checkpoint %s was made from other training sequences; training starts over", state_path)
+        state = None
     if state is not None:
         set_peft_model_state_dict(model, state["adapter"])
         optimizer.load_state_dict(state["optimizer"])
         step, tokens, spent, loss_value = state["step"], state["tokens"], state["seconds"], state["loss"]
-        batches = state.get("batches", batches)  # checkpoints of older trainers kept an order instead
+        batches = state["batches"]
         torch.set_rng_state(state["rng"])
         resumed_from = step
 
@@ -289,7 +305,7 @@ def train_adapter(
             save_torch_atomically(
                 {"adapter": get_peft_model_state_dict(model), "optimizer": optimizer.state_dict(),
                  "step": step, "tokens": tokens, "seconds": spent,
-                 "loss": loss_value, "batches": batches, "rng": torch.get_rng_state()},
+                 "loss": loss_value, "batches": batches, "rng": torch.get_rng_state(), "sequences": fingerprint},
                 state_path,
             )
             if on_checkpoint is not None:

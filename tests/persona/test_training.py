@@ -62,6 +62,18 @@ def test_a_stopped_run_resumes_from_its_checkpoint(tiny_model_dir: Path, tokeniz
     assert result.resumed_from_step == 5 and steps == list(range(6, 13)) and result.steps == 12
 
 
+def test_a_checkpoint_of_other_sequences_starts_the_run_over(tiny_model_dir: Path, tokenizer, tmp_path: Path
+                                                             ) -> None:  # noqa: ANN001
+    """The owner wrote more since the job started: the saved batch order would name other sequences."""
+    cfg = TrainConfig(max_steps=12, batch_lines=4, bf16=False, epochs=100, checkpoint_every_s=1000)
+    with pytest.raises(TrainingStopped):
+        train_adapter(load(tiny_model_dir), tokenizer, encode(tokenizer, "Ana", examples(), 64), cfg,
+                      checkpoint_dir=tmp_path, progress=lambda p: p.step < 5)
+    more = encode(tokenizer, "Ana", examples(30), 64)
+    _, result = train_adapter(load(tiny_model_dir), tokenizer, more, cfg, checkpoint_dir=tmp_path)
+    assert result.resumed_from_step == 0 and result.steps == 12
+
+
 def test_the_time_budget_stops_training_with_its_learning_rate_decayed(tiny_model_dir: Path,
                                                                         tokenizer) -> None:  # noqa: ANN001
     cfg = TrainConfig(max_steps=10_000, max_minutes=0.02, batch_lines=2, bf16=False, epochs=1000)
