@@ -143,12 +143,12 @@ async def run_job(settings: Settings, store: Store, job: TrainingJob, *, stop: t
         if current is not None and current.state is JobState.RUNNING:
             await store.jobs.release(job.id)  # shutting down: the next worker resumes from the checkpoint
             return JobState.QUEUED
-        shutil.rmtree(checkpoints, ignore_errors=True)
+        await asyncio.to_thread(shutil.rmtree, checkpoints, True)
         return current.state if current else JobState.CANCELLED
     except Exception as exc:
         log.exception("training job %s failed", job.id)
         await store.jobs.finish(job.id, JobState.FAILED, one_line(exc))
-        shutil.rmtree(checkpoints, ignore_errors=True)  # a failed job is never resumed
+        await asyncio.to_thread(shutil.rmtree, checkpoints, True)  # a failed job is never resumed
         return JobState.FAILED
     return await publish(settings, store, user, job, target, metrics, len(examples))
 
