@@ -10,13 +10,14 @@ the owner's lines, reply_chat_prompt_tokens long), decode_tok_s_fp32 / _bf16 / _
 loaded adapter's folds, as a lone reply for another twin does) / adapter_switch_cold_ms (reading
 an adapter's files and making its folds), train_tok_s and
 train_2000_messages_s (a twin trained on 2,000 real lines of the corpus's busiest speaker with
-/train's settings, model load included; needs --corpus, see bench/office_corpus.py), rss_bot_mb
+/train's settings, its recalled lines and the model load included; needs --corpus, see bench/office_corpus.py), rss_bot_mb
 (the serving process with the model loaded) and rss_trainer_mb (peak of the training process).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import resource
 import statistics
@@ -122,17 +123,22 @@ def chat_prompt(tokenizer: PreTrainedTokenizerBase) -> list[int]:
 
 def train_2000(settings: Settings, corpus: Path) -> dict:
     """Runs in a child process, so its peak memory is the trainer's alone."""
-    from persona.eval import as_messages, read_corpus
-    from persona.examples import build_examples
-    from persona.lora_training import encode, train_adapter
+    from persona.eval import read_corpus, speaker_examples
+    from persona.lora_training import TrainConfig, encode, train_adapter
     from persona.train import base_train_config
+    from persona_store import open_store
+
+    async def recalled(lines: list, speaker: str, cfg: TrainConfig) -> list:
+        with tempfile.TemporaryDirectory(prefix="bench-store-") as tmp:
+            async with open_store(Path(tmp) / "bench.sqlite3") as store:
+                return (await speaker_examples(store, lines, speaker, cfg))[1]
 
     lines = read_corpus(corpus)
     speaker = max({line.speaker for line in lines}, key=lambda s: sum(line.speaker == s for line in lines))
     own = [line.index for line in lines if line.speaker == speaker]
-    examples = build_examples(as_messages(lines[: own[1999] + 1], speaker))[:2000]
     started = time.perf_counter()
     cfg = base_train_config(settings, 0)
+    examples = asyncio.run(recalled(lines[: own[1999] + 1], speaker, cfg))[:2000]
     base, tokenizer = load_base_model(settings, dtype=cfg.base_dtype)
     _, result = train_adapter(base, tokenizer, encode(tokenizer, speaker, examples, cfg.max_tokens), cfg)
     return {"train_2000_messages_s": round(time.perf_counter() - started, 1),

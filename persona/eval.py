@@ -38,9 +38,10 @@ from persona.folding import ServedAdapters, make_foldable
 from persona.lora_training import TrainConfig, encode, labelled_nll, pad_batch, train_adapter, write_adapter
 from persona.model import LORA_TARGETS, load_base_model
 from persona.prompt import Turn, build_reply_scoring_ids
-from persona.service import PROMPT_TOKENS, reply_examples
+from persona.retrieval import reply_examples, with_recalled_lines
+from persona.service import PROMPT_TOKENS
 from persona.train import base_train_config
-from persona_store import NewMessage, StoredMessage, open_store
+from persona_store import NewMessage, Store, StoredMessage, open_store
 from twinbot.settings import Settings, SettingsError, load_settings
 
 SCORE_BATCH = 16
@@ -135,37 +136,55 @@ def perplexity(pairs: list[tuple[float, int]]) -> float:
     return math.exp(total / tokens) if tokens else float("nan")
 
 
-async def reply_examples_for(lines: list[Line], splits: list[Split], tests: list[tuple[int, int]], limit: int
-                            ) -> dict[tuple[int, int], list[str]]:
-    """The retrieved lines each twin's reply prompt would hold, keyed by (twin, held-out line).
+@dataclass(frozen=True)
+class Recalled:
+    """What the twins' prompts recall (persona.retrieval), found by the store's own search."""
 
-    Each speaker's training lines go into a real store, and the store's own search picks, as it does
-    for a reply, the lines most like the one being answered (the line before the held-out one).
-    """
-    examples: dict[tuple[int, int], list[str]] = {}
+    training: list[list[Example]]
+    """Each twin's training examples, each with the lines its training prompt recalls."""
+    replies: dict[tuple[int, int], list[str]]
+    """The lines each twin's reply prompt recalls, keyed by (twin, held-out line): those most like
+    the line being answered (the line before the held-out one)."""
+
+
+async def speaker_examples(store: Store, lines: list[Line], speaker: str, cfg: TrainConfig
+                           ) -> tuple[int, list[Example]]:
+    """`speaker`'s usable lines put in `store` as their own imported messages, as /import keeps them:
+    their user id, and their training examples with the lines each recalls, as /train makes them."""
+    user = await store.users.get_or_create("corpus", speaker, speaker)
+    await store.messages.add_many([
+        NewMessage(user.id, "corpus", line.chat, str(line.index), line.speaker, True, float(line.index), line.text,
+                   source="import")
+        for line in lines if line.speaker == speaker and usable(line.text)
+    ])
+    examples = build_examples(as_messages(lines, speaker))
+    return user.id, await with_recalled_lines(store, user.id, examples, cfg.recalled_lines, cfg.recalled_chars)
+
+
+async def recall_lines(lines: list[Line], splits: list[Split], tests: list[tuple[int, int]], limit: int,
+                       cfg: TrainConfig) -> Recalled:
+    """Each speaker's training lines go into a real store, from which their twin recalls lines as it
+    would in training and in replies."""
+    training: list[list[Example]] = []
+    replies: dict[tuple[int, int], list[str]] = {}
     with tempfile.TemporaryDirectory(prefix="twin-eval-store-") as tmp:
         async with open_store(Path(tmp) / "eval.sqlite3") as store:
             for k, split in enumerate(splits):
-                user = await store.users.get_or_create("corpus", split.speaker, split.speaker)
-                await store.messages.add_many([
-                    NewMessage(user.id, "corpus", line.chat, str(line.index), line.speaker, True, float(line.index),
-                               line.text, source="import")
-                    for line in lines[: split.train_upto] if line.speaker == split.speaker and usable(line.text)
-                ])
+                user_id, examples = await speaker_examples(store, lines[: split.train_upto], split.speaker, cfg)
+                training.append(examples)
                 for i, (_, at) in enumerate(tests):
                     context = held_out_example(lines, at, split.speaker).context
                     answered = context[-1].text if context else ""
-                    examples[k, i] = await reply_examples(store, user.id, answered, limit, include_dm=False)
-    return examples
+                    replies[k, i] = await reply_examples(store, user_id, answered, limit, include_dm=False)
+    return Recalled(training, replies)
 
 
-def train_twins(settings: Settings, lines: list[Line], splits: list[Split], cfg: TrainConfig, target: Path,
-                progress: bool) -> tuple[dict[str, Path], float, int]:
+def train_twins(settings: Settings, splits: list[Split], training: list[list[Example]], cfg: TrainConfig,
+                target: Path, progress: bool) -> tuple[dict[str, Path], float, int]:
     """Each speaker's twin trained as /train trains one: (adapter dirs, seconds, tokens)."""
     adapters: dict[str, Path] = {}
     seconds, tokens = 0.0, 0
-    for k, split in enumerate(splits):
-        examples = build_examples(as_messages(lines[: split.train_upto], split.speaker))
+    for k, (split, examples) in enumerate(zip(splits, training, strict=True)):
         base, tokenizer = load_base_model(settings, dtype=cfg.base_dtype)
         bar = tqdm(desc=f"training {split.speaker} ({k + 1}/{len(splits)})", unit="step", disable=not progress,
                    leave=False)
@@ -207,9 +226,10 @@ def evaluate(settings: Settings, lines: list[Line], splits: list[Split], seed: i
     names = [s.speaker for s in splits]
     tests = [(owner_k, at) for owner_k, split in enumerate(splits) for at in split.test]
     with tempfile.TemporaryDirectory(prefix="twin-eval-") as tmp:
-        adapters, train_seconds, train_tokens = train_twins(settings, lines, splits, cfg, Path(tmp), progress)
+        recalled = asyncio.run(recall_lines(lines, splits, tests, settings.retrieval_examples, cfg))
+        adapters, train_seconds, train_tokens = train_twins(settings, splits, recalled.training, cfg, Path(tmp),
+                                                            progress)
         scoring_started = time.monotonic()
-        retrieved = asyncio.run(reply_examples_for(lines, splits, tests, settings.retrieval_examples))
         model, tokenizer = load_base_model(settings, dtype=torch.bfloat16)  # scoring only: bf16 is 2-3x faster
         make_foldable(model, LORA_TARGETS)
         served = ServedAdapters(model)  # each twin scored folded in, as a lone reply is served
@@ -221,7 +241,7 @@ def evaluate(settings: Settings, lines: list[Line], splits: list[Split], seed: i
             """Line `at` as the reply to the prompt `owner`'s twin would see (no persona when k is None)."""
             example = held_out_example(lines, at, owner)
             return build_reply_scoring_ids(tokenizer, owner, list(example.context), example.target,
-                                           retrieved[k, i] if k is not None else [], PROMPT_TOKENS)
+                                           recalled.replies[k, i] if k is not None else [], PROMPT_TOKENS)
 
         twin_loss: dict[int, list[tuple[float, int]]] = {}
         untrained_own: list[tuple[float, int]] = [(0.0, 0)] * len(tests)

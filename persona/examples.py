@@ -26,6 +26,8 @@ class Example:
     turns_since_previous: int | None = None
     """When the previous example's line is one of `context`'s turns: how many turns came after it
     (so the trainer can carry that example's sequence on instead of repeating the shared turns)."""
+    recalled: tuple[str, ...] = ()
+    """The owner's other lines its prompt recalls (`persona.retrieval.with_recalled_lines`)."""
 
 
 def usable(text: str) -> bool:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from persona.generate import AdapterRef, InferenceWorker, Sampling
 from persona.prompt import Turn, build_prompt_ids
+from persona.retrieval import reply_examples
 from persona_store import Store, User
 from twinbot.settings import Settings
 
@@ -45,12 +46,6 @@ def clean_reply(text: str, owner_name: str) -> str:
         text = prefix.sub("", text)
     # One chat message: the model sometimes goes on to write a second paragraph nobody asked for.
     return text.split("\n\n")[0].strip()
-
-
-async def reply_examples(store: Store, owner_id: int, text: str, limit: int, *, include_dm: bool) -> list[str]:
-    """The owner's own past lines most like `text`, for the persona prompt (never `text` itself)."""
-    similar = await store.messages.similar(owner_id, text, limit, include_dm=include_dm)
-    return [m.text for m in similar if m.text.strip() != text.strip()]
 
 
 class TwinService:

@@ -29,6 +29,7 @@ import torch
 from persona.examples import Example, build_examples
 from persona.lora_training import Progress, TrainConfig, TrainingStopped, encode, train_adapter, write_adapter
 from persona.model import base_model_id, load_base_model
+from persona.retrieval import with_recalled_lines
 from persona_store import JobAlreadyActive, JobState, Store, TrainingJob, User
 from twinbot.logs import setup_logging
 from twinbot.settings import Settings, SettingsError, load_settings
@@ -117,6 +118,7 @@ async def run_job(settings: Settings, store: Store, job: TrainingJob, *, stop: t
         await store.jobs.finish(job.id, JobState.FAILED, error)
         return JobState.FAILED
     cfg = train_config(settings, job)
+    examples = await with_recalled_lines(store, user.id, examples, cfg.recalled_lines, cfg.recalled_chars)
     loop = asyncio.get_running_loop()
     last_beat = 0.0
 

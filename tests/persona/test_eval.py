@@ -76,10 +76,11 @@ def test_token_losses_equal_the_models_own_loss(tiny_model_dir: Path, tokenizer)
         assert count == 3 and abs(total / count - float(expected)) < 1e-4
 
 
-def test_each_twin_is_scored_with_its_own_retrieved_lines(tmp_path: Path) -> None:
+def test_each_twin_is_trained_and_scored_with_its_own_recalled_lines(tmp_path: Path) -> None:
     import asyncio
 
-    from persona.eval import reply_examples_for
+    from persona.eval import recall_lines
+    from persona.lora_training import TrainConfig
 
     rows = [("Ann", "I love sailing boats"), ("Bob", "boats make me seasick"), ("Ann", "sailing again tomorrow"),
             ("Bob", "do you like boats, Ann?"), ("Ann", "sailing is my whole life"), ("Bob", "seasick just hearing it")]
@@ -88,9 +89,13 @@ def test_each_twin_is_scored_with_its_own_retrieved_lines(tmp_path: Path) -> Non
     lines = read_corpus(corpus)
     splits = split_speakers(lines, 2, 2, 1)
     tests = [(k, at) for k, split in enumerate(splits) for at in split.test]
-    examples = asyncio.run(reply_examples_for(lines, splits, tests, 4))
+    recalled = asyncio.run(recall_lines(lines, splits, tests, 4, TrainConfig(recalled_lines=2, recalled_chars=12)))
+    examples = recalled.replies
     ann = next(k for k, split in enumerate(splits) if split.speaker == "Ann")
     bob = 1 - ann
+    # Ann's second training line answers "boats make me seasick": her prompt recalls her other line
+    # about boats (cut to 12 characters), never the line being learned
+    assert [e.recalled for e in recalled.training[ann]] == [(), ("I love saili",)]
     # Ann's held-out line answers "do you like boats, Ann?": her twin recalls her lines about boats only.
     at_ann = next(i for i, (k, _) in enumerate(tests) if k == ann)
     assert examples[ann, at_ann] == ["I love sailing boats"]

@@ -74,6 +74,16 @@ def test_a_checkpoint_of_other_sequences_starts_the_run_over(tiny_model_dir: Pat
     assert result.resumed_from_step == 0 and result.steps == 12
 
 
+def test_a_sequence_recalls_its_first_lines_recalled_lines(tokenizer) -> None:  # noqa: ANN001
+    chat = [Example((Turn("Bo", "boats?", False),), "sailing, always", recalled=("I love sailing boats",)),
+            Example((Turn("Bo", "and you?", False),), "me too", 1, recalled=("me neither",))]
+    (ids, labels), = encode(tokenizer, "Ana", chat, 96)
+    text = tokenizer.decode(ids)
+    assert text.count("Things Ana has said before:\n- I love sailing boats") == 1
+    assert "me neither" not in text  # a carried-on line keeps the sequence's system prompt
+    assert tokenizer.decode([t for t in labels if t != -100]).count("sailing, always") == 1
+
+
 def test_the_time_budget_stops_training_with_its_learning_rate_decayed(tiny_model_dir: Path,
                                                                         tokenizer) -> None:  # noqa: ANN001
     cfg = TrainConfig(max_steps=10_000, max_minutes=0.02, batch_lines=2, bf16=False, epochs=1000)
