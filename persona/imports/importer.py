@@ -53,7 +53,7 @@ def scan(reader: ExportReader) -> Scan:
     counts: Counter = Counter()
     skipped = 0
     for message in _guard(reader.messages()):
-        if message is None:
+        if message is None or not message.text.strip():  # blank lines are skipped when stored, too
             skipped += 1
             continue
         counts[message.author_id] += 1
