@@ -48,12 +48,19 @@ def _guard(iterator: Iterator) -> Iterator:
         raise ImportFailed(f"That export is damaged or truncated and can't be read ({detail}).") from None
 
 
+def _keepable(reader: ExportReader) -> Iterator[ParsedMessage | None]:
+    """The export's messages, None for each one there is nothing to keep of (unreadable, or blank), so
+    the scan that finds the owner and the import that stores their lines skip the same ones."""
+    for message in _guard(reader.messages()):
+        yield message if message is not None and message.text.strip() else None
+
+
 def scan(reader: ExportReader) -> Scan:
     names: dict[str, str] = {}
     counts: Counter = Counter()
     skipped = 0
-    for message in _guard(reader.messages()):
-        if message is None or not message.text.strip():  # blank lines are skipped when stored, too
+    for message in _keepable(reader):
+        if message is None:
             skipped += 1
             continue
         counts[message.author_id] += 1
@@ -116,7 +123,7 @@ async def import_export(settings: Settings, store: Store, user: User, path: Path
 
 async def _store_all(settings: Settings, store: Store, user: User, reader: ExportReader, owner: str, found: Scan,
                      progress: Callable[[int], Awaitable[None]] | None) -> ImportReport:
-    stream = _guard(reader.messages())
+    stream = _keepable(reader)
     limit = settings.max_message_chars
     own = context = present = skipped = truncated = seen = 0
 
@@ -124,7 +131,7 @@ async def _store_all(settings: Settings, store: Store, user: User, reader: Expor
         nonlocal skipped, truncated
         kept = []
         for m in batch:
-            if m is None or not m.text.strip():
+            if m is None:
                 skipped += 1
                 continue
             if len(m.text) > limit:
