@@ -173,8 +173,7 @@ async def recall_lines(lines: list[Line], splits: list[Split], tests: list[tuple
                 user_id, examples = await speaker_examples(store, lines[: split.train_upto], split.speaker, cfg)
                 training.append(examples)
                 for i, (_, at) in enumerate(tests):
-                    context = held_out_example(lines, at, split.speaker).context
-                    answered = context[-1].text if context else ""
+                    answered = held_out_example(lines, at, split.speaker).answered
                     replies[k, i] = await reply_examples(store, user_id, answered, limit, include_dm=False)
     return Recalled(training, replies)
 

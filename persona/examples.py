@@ -29,6 +29,11 @@ class Example:
     recalled: tuple[str, ...] = ()
     """The owner's other lines its prompt recalls (`persona.retrieval.with_recalled_lines`)."""
 
+    @property
+    def answered(self) -> str:
+        """The line the owner's line answers (the last turn before it), or "" when it opens the chat."""
+        return self.context[-1].text if self.context else ""
+
 
 def usable(text: str) -> bool:
     """A line worth learning from: not empty, not only a link or an attachment placeholder."""

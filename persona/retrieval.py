@@ -33,8 +33,7 @@ async def with_recalled_lines(store: Store, owner_id: int, examples: list[Exampl
     """
     recalled: list[Example] = []
     for example in examples:
-        answered = example.context[-1].text if example.context else ""
-        found = await reply_examples(store, owner_id, answered, limit + 1, include_dm=False) if limit else []
+        found = await reply_examples(store, owner_id, example.answered, limit + 1, include_dm=False) if limit else []
         lines = [text[:chars] for text in found if text.strip() != example.target.strip()][:limit]
         recalled.append(replace(example, recalled=tuple(lines)))
     return recalled
