@@ -341,7 +341,8 @@ def train_adapter(
         if time.monotonic() - last_checkpoint >= cfg.checkpoint_every_s:
             checkpoint()
             last_checkpoint = time.monotonic()
-        report = Progress(step, total, loss_value, max(0.0, eta), tokens / spent, min(1.0, spent / budget_s), rate)
+        report = Progress(step, total, loss_value, max(0.0, eta), tokens / spent if spent else 0.0,
+                          min(1.0, spent / budget_s), rate)
         if progress is not None and not progress(report):
             checkpoint()
             raise TrainingStopped(f"stopped at step {step} of {total}")
