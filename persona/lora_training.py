@@ -13,7 +13,7 @@ import random
 import time
 from array import array
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
@@ -238,8 +238,29 @@ def sequences_fingerprint(encoded: list[tuple[list[int], list[int]]]) -> str:
     return digest.hexdigest()
 
 
-def read_checkpoint(path: Path) -> dict | None:
-    """A checkpoint's state, or None (logged) when it cannot be read or lacks what resuming needs.
+@dataclass
+class Checkpoint:
+    """What resuming a run needs; saved as a dict of these fields, so the writer and the reader of a
+    checkpoint name its contents in one place."""
+
+    adapter: dict
+    optimizer: dict
+    step: int
+    tokens: int
+    seconds: float
+    loss: float | None
+    batches: list[list[int]]
+    """The run's shuffled batch order, which a resumed run goes on with."""
+    rng: torch.Tensor
+    sequences: str
+    """The sequences_fingerprint of what the run trains on: a checkpoint resumes only those."""
+
+    def save(self, path: Path) -> None:
+        save_torch_atomically(vars(self), path)
+
+
+def read_checkpoint(path: Path) -> Checkpoint | None:
+    """A checkpoint, or None (logged) when it cannot be read or lacks what resuming needs.
 
     Checkpoints are written atomically, so a damaged one means a damaged disk or a trainer too
     different from the one that wrote it; starting the job over loses minutes, failing it would
@@ -247,14 +268,14 @@ def read_checkpoint(path: Path) -> dict | None:
     """
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
-        missing = {"adapter", "optimizer", "step", "tokens", "seconds", "loss", "rng"} - set(state)
+        missing = {field.name for field in fields(Checkpoint)} - set(state)
     except Exception as exc:  # whatever the unpickler makes of a damaged file
         log.warning("the checkpoint %s cannot be read (%s); training starts over", path, exc)
         return None
     if missing:
         log.warning("the checkpoint %s lacks %s; training starts over", path, ", ".join(sorted(missing)))
         return None
-    return state
+    return Checkpoint(**{field.name: state[field.name] for field in fields(Checkpoint)})
 
 
 def train_adapter(
@@ -292,27 +313,22 @@ def train_adapter(
     state_path = checkpoint_dir / CHECKPOINT_FILE if checkpoint_dir else None
     state = read_checkpoint(state_path) if state_path is not None and state_path.exists() else None
     fingerprint = sequences_fingerprint(encoded)
-    if state is not None and state.get("sequences") != fingerprint:
+    if state is not None and state.sequences != fingerprint:
         # The owner's messages changed since (or the trainer encodes them differently): the saved
         # batch order names other sequences.
         log.warning("the checkpoint %s was made from other training sequences; training starts over", state_path)
         state = None
     if state is not None:
-        set_peft_model_state_dict(model, state["adapter"])
-        optimizer.load_state_dict(state["optimizer"])
-        step, tokens, spent, loss_value = state["step"], state["tokens"], state["seconds"], state["loss"]
-        batches = state["batches"]
-        torch.set_rng_state(state["rng"])
+        set_peft_model_state_dict(model, state.adapter)
+        optimizer.load_state_dict(state.optimizer)
+        step, tokens, spent, loss_value, batches = state.step, state.tokens, state.seconds, state.loss, state.batches
+        torch.set_rng_state(state.rng)
         resumed_from = step
 
     def checkpoint() -> None:
         if state_path is not None:
-            save_torch_atomically(
-                {"adapter": get_peft_model_state_dict(model), "optimizer": optimizer.state_dict(),
-                 "step": step, "tokens": tokens, "seconds": spent,
-                 "loss": loss_value, "batches": batches, "rng": torch.get_rng_state(), "sequences": fingerprint},
-                state_path,
-            )
+            Checkpoint(get_peft_model_state_dict(model), optimizer.state_dict(), step, tokens, spent, loss_value,
+                       batches, torch.get_rng_state(), fingerprint).save(state_path)
             if on_checkpoint is not None:
                 on_checkpoint(state_path)
 

@@ -14,6 +14,7 @@ from transformers import AutoModelForCausalLM
 from persona import lora_training
 from persona.examples import Example
 from persona.lora_training import (
+    CHECKPOINT_FILE,
     Progress,
     TrainConfig,
     TrainingStopped,
@@ -22,6 +23,7 @@ from persona.lora_training import (
     labelled_nll,
     lines_in,
     pad_batch,
+    read_checkpoint,
     shared_prefix_length,
     train_adapter,
     write_adapter,
@@ -72,6 +74,23 @@ def test_a_checkpoint_of_other_sequences_starts_the_run_over(tiny_model_dir: Pat
                       checkpoint_dir=tmp_path, progress=lambda p: p.step < 5)
     more = encode(tokenizer, "Ana", examples(30), 64)
     _, result = train_adapter(load(tiny_model_dir), tokenizer, more, cfg, checkpoint_dir=tmp_path)
+    assert result.resumed_from_step == 0 and result.steps == 12
+
+
+def test_a_checkpoint_lacking_what_resuming_needs_starts_the_run_over(tiny_model_dir: Path, tokenizer, tmp_path: Path
+                                                                      ) -> None:  # noqa: ANN001
+    """A checkpoint written by a trainer that kept less (no batch order, say) is not resumed half-way."""
+    cfg = TrainConfig(max_steps=12, batch_lines=4, bf16=False, epochs=100, checkpoint_every_s=1000)
+    encoded = encode(tokenizer, "Ana", examples(), 64)
+    with pytest.raises(TrainingStopped):
+        train_adapter(load(tiny_model_dir), tokenizer, encoded, cfg, checkpoint_dir=tmp_path,
+                      progress=lambda p: p.step < 5)
+    saved = torch.load(tmp_path / CHECKPOINT_FILE, weights_only=False)
+    assert read_checkpoint(tmp_path / CHECKPOINT_FILE).step == 5
+    del saved["batches"]
+    torch.save(saved, tmp_path / CHECKPOINT_FILE)
+    assert read_checkpoint(tmp_path / CHECKPOINT_FILE) is None
+    _, result = train_adapter(load(tiny_model_dir), tokenizer, encoded, cfg, checkpoint_dir=tmp_path)
     assert result.resumed_from_step == 0 and result.steps == 12
 
 
