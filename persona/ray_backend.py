@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import ray
-from ray.util.queue import Empty, Queue
+from ray.util.queue import Queue
 
 from persona.examples import Example
 from persona.lora_training import (
@@ -87,17 +87,18 @@ def _train_task(settings: Settings, owner_name: str, examples: list[Example], co
 
 
 def _relay(queue: Queue, checkpoint: Path) -> Progress | None:
-    """Everything the task sent since the last call: keeps its checkpoints, returns its latest progress."""
-    latest = None
-    while True:
-        try:
-            item = queue.get_nowait()
-        except Empty:
-            return latest
-        if isinstance(item, Checkpoint):
-            write_file_atomically(checkpoint, lambda fh, data=item.data: fh.write(data))
-        else:
-            latest = item
+    """What the task sent since the last call, taken in one batch: keeps the newest checkpoint,
+    returns the newest progress (None when nothing came).
+
+    One batch of what is there now, not item after item until the queue is empty: a task reporting
+    faster than the worker takes items one round trip (and checkpoint write) at a time, as a small
+    model on a loaded machine did, kept the worker in that loop for good, deaf to stop and cancel.
+    """
+    items = queue.get_nowait_batch(queue.qsize())
+    kept = next((item for item in reversed(items) if isinstance(item, Checkpoint)), None)
+    if kept is not None:
+        write_file_atomically(checkpoint, lambda fh: fh.write(kept.data))
+    return next((item for item in reversed(items) if isinstance(item, Progress)), None)
 
 
 def train_on_ray(settings: Settings, run: TrainRun, progress: Callable[[Progress], bool]) -> dict:

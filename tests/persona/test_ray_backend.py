@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from persona.lora_training import CHECKPOINT_FILE
+from persona.lora_training import CHECKPOINT_FILE, Progress
 from persona.train import checkpoint_dir, run_worker
 from persona_store import JobState, Store
 from tests.persona.test_worker import seed_user
 from twinbot.settings import Settings
 
 ray = pytest.importorskip("ray", reason="the ray extra is part of the dev install (make test)")
+from persona.ray_backend import Checkpoint, _relay  # noqa: E402 - needs ray
+from ray.util.queue import Queue  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +94,38 @@ async def test_a_stopped_worker_leaves_the_ray_jobs_checkpoint_and_the_next_one_
         record = await store.adapters.get(user.id)
         assert record.metrics["resumed_from_step"] > 0 and record.metrics["steps"] == done.total_steps
         assert not checkpoint.parent.exists()
+
+
+def test_relaying_keeps_the_newest_checkpoint_and_returns_even_while_the_task_floods_the_queue(
+        local_ray: None, tmp_path: Path) -> None:
+    queue = Queue(actor_options={"num_cpus": 0})
+    checkpoint = tmp_path / CHECKPOINT_FILE
+    try:
+        assert _relay(queue, checkpoint) is None and not checkpoint.exists()
+        queue.put_nowait_batch([Progress(1, 9, 2.0, None, 1.0), Checkpoint(b"old"), Progress(2, 9, 1.5, None, 1.0),
+                                Checkpoint(b"new"), Progress(3, 9, 1.2, None, 1.0)])
+        assert _relay(queue, checkpoint).step == 3
+        assert checkpoint.read_bytes() == b"new"
+
+        flooding = threading.Event()
+        flooding.set()
+
+        def flood() -> None:  # far faster than one item a round trip can be taken
+            step = 3
+            while flooding.is_set():
+                queue.put_nowait_batch([Progress(step := step + 1, 10**9, 1.0, None, 1.0) for _ in range(200)])
+
+        producer = threading.Thread(target=flood)
+        producer.start()
+        while queue.qsize() < 1000:
+            time.sleep(0.01)
+        relayed: list[Progress | None] = []
+        relay = threading.Thread(target=lambda: relayed.append(_relay(queue, checkpoint)))
+        relay.start()
+        relay.join(timeout=30)
+        flooding.clear()
+        producer.join()
+        assert not relay.is_alive(), "the relay kept taking items and never came back"
+        assert relayed[0].step > 1000
+    finally:
+        ray.kill(queue.actor)
