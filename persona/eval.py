@@ -13,7 +13,8 @@ found by the store's search, and the conversation seen from t's side), with t's 
 as serving folds a lone reply's.
 score(x, t) = loss_t(x | context) - loss_base(x | context), where the base reads the same
 conversation with no persona; x is attributed to the twin with the lowest score. `ppl_base` is
-the owner's untrained twin (same prompt, no adapter): what training adds.
+the owner's untrained twin (same prompt, no adapter): what training adds. For scale, an n-gram
+classifier trained on the same lines attributes them too (persona.reference_classifier).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from persona.folding import ServedAdapters, make_foldable
 from persona.lora_training import TrainConfig, encode, labelled_nll, pad_batch, train_adapter, write_adapter
 from persona.model import LORA_TARGETS, load_base_model
 from persona.prompt import Turn, build_reply_scoring_ids
+from persona.reference_classifier import ReferenceClassifier
 from persona.retrieval import reply_examples, with_recalled_lines
 from persona.service import PROMPT_TOKENS
 from persona.train import base_train_config
@@ -204,6 +206,19 @@ def train_twins(settings: Settings, splits: list[Split], training: list[list[Exa
     return adapters, seconds, tokens
 
 
+def reference_attribution(lines: list[Line], splits: list[Split], tests: list[tuple[int, int]], *, with_context: bool
+                          ) -> float:
+    """The held-out accuracy of a line classifier (persona.reference_classifier) trained on the
+    twins' training lines: how attributable these lines are without a language model."""
+    training = [(held_out_example(lines, at, split.speaker), k) for k, split in enumerate(splits)
+                for at in range(split.train_upto)
+                if lines[at].speaker == split.speaker and usable(lines[at].text)]
+    classifier = ReferenceClassifier.fit([example for example, _ in training], [k for _, k in training],
+                                         with_context=with_context)
+    guesses = classifier.predict([held_out_example(lines, at, splits[k].speaker) for k, at in tests])
+    return sum(guess == k for guess, (k, _) in zip(guesses, tests, strict=True)) / len(tests)
+
+
 def attribute(scores: list[list[float]], *, centred: bool = False) -> list[int]:
     """The twin each held-out line goes to, the one with the lowest score (`scores[line][twin]`).
 
@@ -270,6 +285,8 @@ def evaluate(settings: Settings, lines: list[Line], splits: list[Split], seed: i
     return {
         "speakers": names, "attribution_accuracy": round(correct / len(tests), 4), "chance": round(1 / len(names), 4),
         "attribution_accuracy_centred": round(centred / len(tests), 4),
+        "attribution_reference_line": round(reference_attribution(lines, splits, tests, with_context=False), 4),
+        "attribution_reference_with_context": round(reference_attribution(lines, splits, tests, with_context=True), 4),
         "ppl_base": round(perplexity(untrained_own), 2), "ppl_own": round(perplexity(own), 2),
         "ppl_other": round(perplexity(other), 2), "ppl_base_no_persona": round(perplexity(neutral), 2),
         "train_seconds": round(train_seconds, 1),
@@ -287,6 +304,8 @@ def table(report: dict) -> str:
     drop = 1 - report["ppl_own"] / report["ppl_base"]
     rows += ["", f"attribution accuracy {report['attribution_accuracy']:.3f} (chance {report['chance']:.3f})",
              f"centred on each twin's mean score: {report['attribution_accuracy_centred']:.3f}",
+             f"an n-gram classifier trained on the same lines: {report['attribution_reference_line']:.3f} from "
+             f"the line, {report['attribution_reference_with_context']:.3f} knowing who spoke before it",
              f"perplexity: base {report['ppl_base']}, own twin {report['ppl_own']} ({drop:.0%} lower), "
              f"other twins {report['ppl_other']}",
              f"training: {report['train_seconds']} s, {report['train_tokens_per_s']} tokens/s; "

@@ -37,6 +37,8 @@ def test_eval_reports_and_tells_distinct_voices_apart(settings: Settings, tiny_m
     assert sum(map(sum, report["confusion"])) == report["test_lines"] == 30
     assert report["ppl_own"] < report["ppl_base"] and report["ppl_own"] < report["ppl_other"]
     assert report["attribution_accuracy"] > 0.6 and 0 <= report["attribution_accuracy_centred"] <= 1
+    # three vocabularies that share no word
+    assert report["attribution_reference_line"] == report["attribution_reference_with_context"] == 1.0
     assert report["train_tokens_per_s"] > 0
 
 
