@@ -206,17 +206,21 @@ def train_twins(settings: Settings, splits: list[Split], training: list[list[Exa
     return adapters, seconds, tokens
 
 
-def reference_attribution(lines: list[Line], splits: list[Split], tests: list[tuple[int, int]], *, with_context: bool
-                          ) -> float:
+def reference_attribution(lines: list[Line], splits: list[Split], tests: list[tuple[int, int]]) -> tuple[float, float]:
     """The held-out accuracy of a line classifier (persona.reference_classifier) trained on the
-    twins' training lines: how attributable these lines are without a language model."""
+    twins' training lines, from the line alone and knowing the turns before it: how attributable
+    these lines are without a language model."""
     training = [(held_out_example(lines, at, split.speaker), k) for k, split in enumerate(splits)
                 for at in range(split.train_upto)
                 if lines[at].speaker == split.speaker and usable(lines[at].text)]
-    classifier = ReferenceClassifier.fit([example for example, _ in training], [k for _, k in training],
-                                         with_context=with_context)
-    guesses = classifier.predict([held_out_example(lines, at, splits[k].speaker) for k, at in tests])
-    return sum(guess == k for guess, (k, _) in zip(guesses, tests, strict=True)) / len(tests)
+    examples, labels = [example for example, _ in training], [k for _, k in training]
+    held_out = [held_out_example(lines, at, splits[k].speaker) for k, at in tests]
+
+    def accuracy(with_context: bool) -> float:
+        guesses = ReferenceClassifier.fit(examples, labels, with_context=with_context).predict(held_out)
+        return sum(guess == k for guess, (k, _) in zip(guesses, tests, strict=True)) / len(tests)
+
+    return accuracy(False), accuracy(True)
 
 
 def attribute(scores: list[list[float]], *, centred: bool = False) -> list[int]:
@@ -273,6 +277,7 @@ def evaluate(settings: Settings, lines: list[Line], splits: list[Split], seed: i
     def mean_nll(pair: tuple[float, int]) -> float:
         return pair[0] / max(pair[1], 1)
 
+    reference_line, reference_with_context = reference_attribution(lines, splits, tests)
     scores = [[mean_nll(twin_loss[k][i]) - mean_nll(neutral[i]) for k in range(len(names))] for i in range(len(tests))]
     confusion = [[0] * len(names) for _ in names]
     for (owner_k, _), guess in zip(tests, attribute(scores), strict=True):
@@ -285,8 +290,8 @@ def evaluate(settings: Settings, lines: list[Line], splits: list[Split], seed: i
     return {
         "speakers": names, "attribution_accuracy": round(correct / len(tests), 4), "chance": round(1 / len(names), 4),
         "attribution_accuracy_centred": round(centred / len(tests), 4),
-        "attribution_reference_line": round(reference_attribution(lines, splits, tests, with_context=False), 4),
-        "attribution_reference_with_context": round(reference_attribution(lines, splits, tests, with_context=True), 4),
+        "attribution_reference_line": round(reference_line, 4),
+        "attribution_reference_with_context": round(reference_with_context, 4),
         "ppl_base": round(perplexity(untrained_own), 2), "ppl_own": round(perplexity(own), 2),
         "ppl_other": round(perplexity(other), 2), "ppl_base_no_persona": round(perplexity(neutral), 2),
         "train_seconds": round(train_seconds, 1),

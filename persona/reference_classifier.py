@@ -68,14 +68,14 @@ class FeatureBlock:
 
     extract: Callable[[Example], list[str]]
     vocabulary: dict[str, int]
-    idf: torch.Tensor
+    idf: tuple[float, ...]
 
     @classmethod
     def fit(cls, extract: Callable[[Example], list[str]], examples: Sequence[Example], min_count: int) -> FeatureBlock:
         document_counts = Counter(gram for example in examples for gram in set(extract(example)))
         kept = [gram for gram, count in document_counts.items() if count >= min_count]
         n = len(examples)
-        idf = torch.tensor([math.log((1 + n) / (1 + document_counts[gram])) + 1 for gram in kept])
+        idf = tuple(math.log((1 + n) / (1 + document_counts[gram])) + 1 for gram in kept)
         return cls(extract, {gram: i for i, gram in enumerate(kept)}, idf)
 
     def rows(self, examples: Sequence[Example]) -> list[dict[int, float]]:
@@ -83,7 +83,7 @@ class FeatureBlock:
         rows = []
         for example in examples:
             counts = Counter(g for g in self.extract(example) if g in self.vocabulary)
-            weights = {self.vocabulary[g]: (1 + math.log(c)) * float(self.idf[self.vocabulary[g]])
+            weights = {self.vocabulary[g]: (1 + math.log(c)) * self.idf[self.vocabulary[g]]
                        for g, c in counts.items()}
             norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
             rows.append({i: w / norm for i, w in weights.items()})
