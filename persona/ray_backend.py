@@ -52,7 +52,7 @@ def connect(settings: Settings) -> None:
 
 
 @dataclass(frozen=True)
-class Checkpoint:
+class CheckpointFile:
     """A checkpoint file's bytes, sent from the task to the worker."""
 
     data: bytes
@@ -80,7 +80,8 @@ def _train_task(settings: Settings, owner_name: str, examples: list[Example], co
             write_file_atomically(checkpoints / CHECKPOINT_FILE, lambda fh: fh.write(resume))
         model, result = train_adapter(
             base, tokenizer, encode(tokenizer, owner_name, examples, config.max_tokens), config, progress=report,
-            checkpoint_dir=checkpoints, on_checkpoint=lambda path: progress.put(Checkpoint(path.read_bytes())))
+            checkpoint_dir=checkpoints,
+            on_checkpoint=lambda path: progress.put(CheckpointFile(path.read_bytes())))
         written = write_adapter(model, Path(tmp) / "adapter")
         files = {p.name: p.read_bytes() for p in written.iterdir() if p.is_file()}
     return files, result.metrics()
@@ -95,7 +96,7 @@ def _relay(queue: Queue, checkpoint: Path) -> Progress | None:
     model on a loaded machine did, kept the worker in that loop for good, deaf to stop and cancel.
     """
     items = queue.get_nowait_batch(queue.qsize())
-    kept = next((item for item in reversed(items) if isinstance(item, Checkpoint)), None)
+    kept = next((item for item in reversed(items) if isinstance(item, CheckpointFile)), None)
     if kept is not None:
         write_file_atomically(checkpoint, lambda fh: fh.write(kept.data))
     return next((item for item in reversed(items) if isinstance(item, Progress)), None)

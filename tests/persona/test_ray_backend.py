@@ -17,7 +17,7 @@ from tests.persona.test_worker import seed_user
 from twinbot.settings import Settings
 
 ray = pytest.importorskip("ray", reason="the ray extra is part of the dev install (make test)")
-from persona.ray_backend import Checkpoint, _relay  # noqa: E402 - needs ray
+from persona.ray_backend import CheckpointFile, _relay  # noqa: E402 - needs ray
 from ray.util.queue import Queue  # noqa: E402
 
 
@@ -102,8 +102,9 @@ def test_relaying_keeps_the_newest_checkpoint_and_returns_even_while_the_task_fl
     checkpoint = tmp_path / CHECKPOINT_FILE
     try:
         assert _relay(queue, checkpoint) is None and not checkpoint.exists()
-        queue.put_nowait_batch([Progress(1, 9, 2.0, None, 1.0), Checkpoint(b"old"), Progress(2, 9, 1.5, None, 1.0),
-                                Checkpoint(b"new"), Progress(3, 9, 1.2, None, 1.0)])
+        queue.put_nowait_batch([Progress(1, 9, 2.0, None, 1.0), CheckpointFile(b"old"),
+                                Progress(2, 9, 1.5, None, 1.0), CheckpointFile(b"new"),
+                                Progress(3, 9, 1.2, None, 1.0)])
         assert _relay(queue, checkpoint).step == 3
         assert checkpoint.read_bytes() == b"new"
 
