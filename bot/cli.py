@@ -167,7 +167,7 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.cmd == "chat":
         return asyncio.run(chat(settings, args.user))
     if args.cmd == "train":
-        from persona.train import train_user_now
+        from persona.training.trainer import train_user_now
 
         return train_user_now(settings, args.user, platform="console")
     if args.cmd == "forget" and not args.yes and not confirm_forget(args.user):

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import torch
 from peft import LoraConfig
-from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedModel
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from transformers import PreTrainedTokenizerBase
 
-from persona.attention import FP32_ATTENTION
-from persona.quantize import quantize_for_serving
+from persona.serving.attention import FP32_ATTENTION
+from persona.serving.quantize import quantize_for_serving
 from twinbot.atomic import write_dir_atomically
 from twinbot.settings import Settings
 
@@ -94,10 +94,6 @@ def dtype_of(settings: Settings) -> torch.dtype:
     return torch.float32 if settings.model_dtype == "float32" else torch.bfloat16
 
 
-def load_tokenizer(settings: Settings) -> PreTrainedTokenizerBase:
-    return AutoTokenizer.from_pretrained(model_source(settings), local_files_only=not settings.allow_hub_download)
-
-
 def load_base_model(settings: Settings, *, dtype: torch.dtype | None = None
                     ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The base model (eval mode) and its tokenizer, from wherever the settings point.
@@ -118,17 +114,6 @@ def load_base_model(settings: Settings, *, dtype: torch.dtype | None = None
     if dtype is None and settings.model_dtype == "int8":
         quantize_for_serving(model, set(LORA_TARGETS))
     return model.eval(), tokenizer
-
-
-def tiny_model(tokenizer: PreTrainedTokenizerBase, seed: int = 0) -> PreTrainedModel:
-    """A random-init Llama (~3M params) on the real tokenizer: for tests that need speed, not sense."""
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024, tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-    )
-    return LlamaForCausalLM(config).eval()
 
 
 LORA_TARGETS = ("q_proj", "v_proj")

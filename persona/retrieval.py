@@ -6,7 +6,7 @@ so a twin learns to lean on its owner's recalled lines rather than seeing them f
 answers. Measured on the Office corpus, 300 training lines a speaker, one run each: with 4
 speakers (60 held-out lines each) attribution 0.342 trained without recalled lines, 0.429 with 2
 of them (100 characters each, 160-token sequences), own-line perplexity lower for 3 of the 4;
-in persona.eval's 8 speakers (50 each) 0.233 -> 0.250, own-twin perplexity 31.53 -> 31.38.
+in persona.evaluation.suite's 8 speakers (50 each) 0.233 -> 0.250, own-twin perplexity 31.53 -> 31.38.
 """
 
 from __future__ import annotations

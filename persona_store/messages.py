@@ -76,10 +76,6 @@ class Messages:
         )
         return [_message(row) for row in rows]
 
-    async def count_own(self, owner_id: int) -> int:
-        row = await self._db.fetchone("SELECT count(*) FROM messages WHERE owner_id = ? AND is_own = 1", (owner_id,))
-        return int(row[0])
-
     async def counts(self, owner_id: int) -> tuple[int, int]:
         """(own messages, context messages) stored for the owner."""
         row = await self._db.fetchone(
@@ -104,12 +100,3 @@ class Messages:
             (query, owner_id, int(include_dm), limit),
         )
         return [_message(row) for row in rows]
-
-    async def recent_in_chat(self, owner_id: int, platform: str, chat_id: str, limit: int) -> list[StoredMessage]:
-        """The last `limit` messages of one chat kept for the owner, oldest first."""
-        rows = await self._db.fetchall(
-            f"SELECT {_COLUMNS} FROM messages WHERE owner_id = ? AND platform = ? AND chat_id = ?"
-            " ORDER BY ts DESC, id DESC LIMIT ?",
-            (owner_id, platform, chat_id, limit),
-        )
-        return [_message(row) for row in reversed(rows)]

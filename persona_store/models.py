@@ -131,13 +131,3 @@ class AvatarRecord:
     model_id: str
     created_at: float
 
-
-@dataclass(frozen=True, slots=True)
-class Feedback:
-    id: int
-    rater_id: int
-    twin_owner_id: int
-    platform: str
-    message_ref: str
-    score: int
-    at: float

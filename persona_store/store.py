@@ -12,7 +12,6 @@ from persona_store.adapters import Adapters
 from persona_store.connection import Database
 from persona_store.consent import ConsentLog
 from persona_store.avatars import Avatars
-from persona_store.feedback import FeedbackLog
 from persona_store.jobs import TrainingJobs
 from persona_store.messages import Messages
 from persona_store.users import Users
@@ -29,7 +28,6 @@ class Store:
         self.jobs = TrainingJobs(db, max_queued_jobs)
         self.adapters = Adapters(db)
         self.avatars = Avatars(db)
-        self.feedback = FeedbackLog(db)
 
     @classmethod
     async def open(cls, path: Path, max_queued_jobs: int = 100) -> Store:
@@ -55,7 +53,6 @@ class Store:
             "consent_history.json": [dataclasses.asdict(e) for e in await self.consent.history(user_id)],
             "messages.json": [dataclasses.asdict(m) for m in await self.messages.for_training(user_id)],
             "training_jobs.json": [dataclasses.asdict(j) for j in await self.jobs.history(user_id)],
-            "feedback.json": [dataclasses.asdict(f) for f in await self.feedback.involving(user_id)],
             "adapter_record.json": dataclasses.asdict(adapter) if adapter else None,
             "avatar_record.json": (
                 {**dataclasses.asdict(avatar), "latent": avatar.latent.hex()} if avatar else None
@@ -83,10 +80,6 @@ class Store:
         ):
             row = await self.db.fetchone(f"SELECT count(*) FROM {table} WHERE {column} = ?", (user_id,))
             counts[table] = int(row[0])
-        row = await self.db.fetchone(
-            "SELECT count(*) FROM feedback WHERE rater_id = ? OR twin_owner_id = ?", (user_id, user_id)
-        )
-        counts["feedback"] = int(row[0])
         counts["users"] = await self.users.delete(user_id)
         await self.scrub()
         return counts

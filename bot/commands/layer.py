@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from bot.commands import avatar, consent, help, imports, status, train, twin, userdata
+from bot.commands import consent, faces, status, twin, twin_training, uploads, usage, userdata
 from bot.commands.context import CommandContext, UserError
 from bot.commands.parse import check_required, parse_options, split_command
 from bot.commands.services import Services
@@ -23,16 +23,16 @@ class CommandLayer:
 
     def __init__(self, settings: Settings, services: Services) -> None:
         self.settings = settings
-        services.keepers.setdefault("pending uploads", imports.Uploads(settings))
+        services.keepers.setdefault("pending uploads", uploads.Uploads(settings))
         styles = tuple(services.avatars.styles()) if services.avatars is not None else ()
         self._specs = (
-            help.SPEC,
+            usage.SPEC,
             consent.SPEC,
             status.SPEC,
-            imports.SPEC,
-            train.SPEC,
+            uploads.SPEC,
+            twin_training.SPEC,
             twin.SPEC,
-            avatar.make_spec(styles),
+            faces.make_spec(styles),
             userdata.EXPORT_SPEC,
             userdata.FORGET_SPEC,
         )

@@ -17,8 +17,8 @@ from twinbot.settings import Settings
 
 if TYPE_CHECKING:
     from avatar.service import AvatarService
-    from persona.service import TwinService
-    from persona.training import LocalTrainerProcess
+    from persona.serving.service import TwinService
+    from persona.training.jobs import LocalTrainerProcess
 
 log = logging.getLogger(__name__)
 
@@ -33,20 +33,20 @@ class UserDataKeeper(Protocol):
 
 @dataclass
 class TrainingFiles:
-    """The trainer's files of a user (adapter, checkpoints), exported and deleted through persona.training."""
+    """The trainer's files of a user (adapter, checkpoints), exported and deleted through persona.training.jobs."""
 
     settings: Settings
     store: Store
 
     async def export_user_data(self, user_id: int) -> dict[str, bytes]:
-        from persona import training
+        from persona.training import jobs
 
-        return await training.export_user_data(self.settings, self.store, user_id)
+        return await jobs.export_user_data(self.settings, self.store, user_id)
 
     async def delete_user_data(self, user_id: int) -> int:
-        from persona import training
+        from persona.training import jobs
 
-        return await training.delete_user_data(self.settings, self.store, user_id)
+        return await jobs.delete_user_data(self.settings, self.store, user_id)
 
 
 @dataclass
@@ -82,13 +82,13 @@ async def open_services(
             stack.push_async_callback(services.avatars.close)
             services.keepers["avatar files"] = services.avatars
         if with_model:
-            from persona.service import TwinService
+            from persona.serving.service import TwinService
 
             services.twins = TwinService(settings, store)
             await services.twins.start()
             stack.push_async_callback(services.twins.close)
         if with_trainer if with_trainer is not None else (with_model and settings.start_local_worker):
-            from persona.training import LocalTrainerProcess
+            from persona.training.jobs import LocalTrainerProcess
 
             services.trainer = LocalTrainerProcess(settings)
             await services.trainer.start()

@@ -32,7 +32,7 @@ async def status(ctx: CommandContext, inv: Invocation, out: Outbox) -> None:
     ]
     job = await store.jobs.latest_for(user.id)
     if job is not None:
-        from persona.training import describe_progress
+        from persona.training.jobs import describe_progress
 
         lines.append(f"training: {describe_progress(job)}")
     adapter = await store.adapters.get(user.id)

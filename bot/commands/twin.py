@@ -44,7 +44,7 @@ async def talk(ctx: CommandContext, event: Event, owner: User, text: str, out: O
     ctx.limit("twin replies", event, ctx.settings.twin_replies_per_minute)
 
     from persona.prompt import Turn
-    from persona.service import ReplyRequest, TwinError
+    from persona.serving.service import ReplyRequest, TwinError
 
     key = (event.platform, event.chat_id, owner.id)
     history: deque = ctx.conversations.get(key) or deque(maxlen=HISTORY_TURNS)

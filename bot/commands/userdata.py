@@ -21,7 +21,6 @@ data/consent_history.json   every grant and withdrawal of `learn` and `share`, w
 data/messages.json          your messages (is_own = true) and, from your imports, other people's lines
                             kept only as context for your twin (is_own = false). ts is seconds since 1970.
 data/training_jobs.json     every training run of your twin: state, progress, loss, errors, times.
-data/feedback.json          ratings you gave to twins and ratings of your twin's replies.
 data/adapter_record.json    which adapter serves your twin, what base model and how many examples trained it.
 data/avatar_record.json     your twin's face: style and generator latent (hex), and when it was chosen.
 adapter/                    your twin's LoRA adapter (peft format: adapter_config.json + safetensors).
@@ -80,7 +79,7 @@ async def forget(ctx: CommandContext, inv: Invocation, out: Outbox) -> None:
     await ctx.store.jobs.cancel_active(user.id)
     removed_files = {name: await keeper.delete_user_data(user.id) for name, keeper in ctx.services.keepers.items()}
     if ctx.services.twins is not None:
-        await ctx.services.twins.evict(user.id)
+        await ctx.services.twins.delete_adapter(user.id)
     rows = await ctx.store.delete_user(user.id)
     forget_in_memory(ctx, inv.event.platform, inv.event.user_id, user.id)
     removed = [f"{n} {what.replace('_', ' ')}" for what, n in rows.items() if n and what != "users"]

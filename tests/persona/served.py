@@ -9,10 +9,10 @@ from peft import get_peft_model
 from torch import nn
 from transformers import AutoModelForCausalLM
 
-from persona.attention import FP32_ATTENTION
-from persona.folding import ServedAdapters, make_foldable
+from persona.serving.attention import FP32_ATTENTION
+from persona.serving.folding import ServedAdapters, make_foldable
 from persona.model import LORA_TARGETS, lora_config
-from persona.quantize import quantize_for_serving
+from persona.serving.quantize import quantize_for_serving
 
 
 def load(tiny_model_dir: Path, dtype: str) -> nn.Module:
@@ -44,5 +44,5 @@ def served_model(tiny_model_dir: Path, dtype: str, adapter_dirs: dict[str, Path]
     make_foldable(model, LORA_TARGETS)
     served = ServedAdapters(model)
     for name, path in adapter_dirs.items():
-        served.load(name, path)
+        served.load_adapter(name, path)
     return model, served

@@ -1,0 +1,27 @@
+"""Importers of real chat exports into a user's kept messages (Telegram, Discord, DiscordChatExporter, JSONL)."""
+
+from chat_exports.detect import detect_format, open_reader
+from chat_exports.importer import import_export, scan
+from chat_exports.records import ImportFailed, ImportReport, NeedParticipant, ParsedMessage, Participant
+
+
+def list_participants(path, settings) -> list[Participant]:  # noqa: ANN001 - Path, Settings
+    """Who wrote in the export, most active first (for the user to pick themselves)."""
+    reader = open_reader(path, settings.import_max_bytes)
+    try:
+        return scan(reader).participants()
+    finally:
+        if hasattr(reader, "close"):
+            reader.close()
+
+
+__all__ = [
+    "ImportFailed",
+    "ImportReport",
+    "NeedParticipant",
+    "ParsedMessage",
+    "Participant",
+    "detect_format",
+    "import_export",
+    "list_participants",
+]

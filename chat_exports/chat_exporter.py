@@ -1,0 +1,55 @@
+"""DiscordChatExporter JSON: `guild`, `channel`, `messages[]` with `author`, `content`, `timestamp`, `reference`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import ijson
+
+from chat_exports.fields import as_id, as_name, as_text, as_timestamp
+from chat_exports.records import ParsedMessage
+from chat_exports.stream import array_items
+
+DM_TYPES = {"DirectTextChat", "DirectGroupTextChat"}
+
+
+class ChatExporterJson:
+    format = "discord-chat-exporter"
+    platform = "discord"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def owner_hint(self) -> None:
+        return None  # one channel, many authors: the user says who they are
+
+    def _channel(self) -> tuple[str, bool]:
+        channel_id, channel_type = None, None
+        with open(self.path, "rb") as fh:
+            for prefix, event, value in ijson.parse(fh):
+                if prefix == "channel.id" and event in ("string", "number"):
+                    channel_id = as_id(value)
+                elif prefix == "channel.type" and event == "string":
+                    channel_type = value
+                elif prefix == "messages":
+                    break
+        return channel_id or "discord-channel", channel_type in DM_TYPES
+
+    def messages(self) -> Iterator[ParsedMessage | None]:
+        channel_id, is_dm = self._channel()
+        with open(self.path, "rb") as fh:
+            for raw in array_items(fh, ("messages",)):
+                if not isinstance(raw, dict) or raw.get("type", "Default") not in ("Default", "Reply"):
+                    yield None
+                    continue
+                author = raw.get("author") if isinstance(raw.get("author"), dict) else {}
+                message_id, author_id = as_id(raw.get("id")), as_id(author.get("id"))
+                text, ts = as_text(raw.get("content")), as_timestamp(raw.get("timestamp"))
+                if message_id is None or author_id is None or text is None or ts is None:
+                    yield None
+                    continue
+                reference = raw.get("reference") if isinstance(raw.get("reference"), dict) else {}
+                name = as_name(author.get("nickname")) or as_name(author.get("name")) or author_id
+                yield ParsedMessage(channel_id, message_id, author_id, name, ts, text,
+                                    as_id(reference.get("messageId")), is_dm)

@@ -1,0 +1,156 @@
+"""Importing an export into a user's kept messages: validate fully, then store in batches.
+
+The whole file is read once before anything is stored (format, participants, the importing user's
+own messages), so a broken or foreign export stores nothing. Then messages are stored in batches,
+each one transaction: a crash leaves whole batches, and re-importing completes the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+
+import ijson
+
+from chat_exports.detect import ExportReader, open_reader
+from chat_exports.records import ImportFailed, ImportReport, NeedParticipant, ParsedMessage, Participant
+from persona_store import NewMessage, Store, User
+from twinbot.settings import Settings
+
+BATCH = 1_000
+PARSE_ERRORS = (ijson.JSONError, ijson.IncompleteJSONError, UnicodeDecodeError, RecursionError, ValueError, OSError)
+
+
+@dataclass
+class Scan:
+    names: dict[str, str]
+    counts: Counter
+    skipped: int
+
+    def participants(self) -> list[Participant]:
+        return [Participant(pid, self.names.get(pid, pid), n) for pid, n in self.counts.most_common()]
+
+
+def _guard(iterator: Iterator) -> Iterator:
+    """Turn parser errors anywhere in the stream into one friendly ImportFailed."""
+    try:
+        yield from iterator
+    except ImportFailed:
+        raise
+    except RecursionError:
+        raise ImportFailed("That file is nested too deeply to be a chat export.") from None
+    except PARSE_ERRORS as exc:
+        detail = str(exc).splitlines()[0][:100] if str(exc) else type(exc).__name__
+        raise ImportFailed(f"That export is damaged or truncated and can't be read ({detail}).") from None
+
+
+def _keepable(reader: ExportReader) -> Iterator[ParsedMessage | None]:
+    """The export's messages, None for each one there is nothing to keep of (unreadable, or blank), so
+    the scan that finds the owner and the import that stores their lines skip the same ones."""
+    for message in _guard(reader.messages()):
+        yield message if message is not None and message.text.strip() else None
+
+
+def scan(reader: ExportReader) -> Scan:
+    names: dict[str, str] = {}
+    counts: Counter = Counter()
+    skipped = 0
+    for message in _keepable(reader):
+        if message is None:
+            skipped += 1
+            continue
+        counts[message.author_id] += 1
+        names.setdefault(message.author_id, message.author_name)
+    return Scan(names, counts, skipped)
+
+
+def pick_owner(reader: ExportReader, found: Scan, as_participant: str | None) -> str:
+    """The importing user's author id: stated by the export, or chosen by the user; never guessed."""
+    if not found.counts:
+        raise ImportFailed("That export has no messages in it.")
+    hint = reader.owner_hint()
+    if as_participant is None:
+        if hint is None:
+            raise NeedParticipant(found.participants())
+        return hint
+    wanted = as_participant.strip().removeprefix("@")
+    if wanted in found.counts or f"user{wanted}" in found.counts:
+        return wanted if wanted in found.counts else f"user{wanted}"
+    by_name = [pid for pid, name in found.names.items() if name.lower() == wanted.lower()]
+    if len(by_name) == 1:
+        return by_name[0]
+    if len(by_name) > 1:
+        raise ImportFailed(f"Several participants are called {wanted!r}; pick one by id: {', '.join(by_name)}.")
+    listed = ", ".join(p.label() for p in found.participants()[:12])
+    raise ImportFailed(f"Nobody called {wanted!r} wrote in that export. Participants: {listed}.")
+
+
+def total_size(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+async def import_export(settings: Settings, store: Store, user: User, path: Path, *,
+                        as_participant: str | None = None,
+                        progress: Callable[[int], Awaitable[None]] | None = None) -> ImportReport:
+    """Import `path` as `user`'s history (needs `learn` consent). ImportFailed/NeedParticipant leave nothing stored."""
+    if not (await store.consent.current(user.id)).learn:
+        raise ImportFailed("Importing keeps your messages, which needs your `learn` consent first (/consent learn).")
+    if not path.exists():
+        raise ImportFailed(f"No such file: {path}")
+    size = await asyncio.to_thread(total_size, path)
+    if size > settings.import_max_bytes:
+        raise ImportFailed(f"That export is {size / 1e6:.1f} MB; the limit is {settings.import_max_bytes / 1e6:.0f} MB.")
+    reader = await asyncio.to_thread(open_reader, path, settings.import_max_bytes)
+    try:
+        found = await asyncio.to_thread(scan, reader)
+        owner = pick_owner(reader, found, as_participant)
+        if found.counts[owner] == 0:
+            raise ImportFailed(
+                f"That export has no messages from you ({found.names.get(owner, owner)}); is it someone else's?"
+            )
+        return await _store_all(settings, store, user, reader, owner, found, progress)
+    finally:
+        close = getattr(reader, "close", None)
+        if close is not None:
+            close()
+
+
+async def _store_all(settings: Settings, store: Store, user: User, reader: ExportReader, owner: str, found: Scan,
+                     progress: Callable[[int], Awaitable[None]] | None) -> ImportReport:
+    stream = _keepable(reader)
+    limit = settings.max_message_chars
+    own = context = present = skipped = truncated = seen = 0
+
+    def rows(batch: list[ParsedMessage | None]) -> list[NewMessage]:
+        nonlocal skipped, truncated
+        kept = []
+        for m in batch:
+            if m is None:
+                skipped += 1
+                continue
+            if len(m.text) > limit:
+                truncated += 1
+            kept.append(NewMessage(
+                owner_id=user.id, platform=reader.platform, chat_id=m.chat_id, message_id=m.message_id,
+                author=m.author_name, is_own=m.author_id == owner, ts=m.ts, text=m.text[:limit], source="import",
+                reply_to=m.reply_to, is_dm=m.is_dm,
+            ))
+        return kept
+
+    while batch := await asyncio.to_thread(lambda: list(islice(stream, BATCH))):
+        seen += len(batch)
+        new = rows(batch)
+        result = await store.messages.add_many(new)
+        present += result.duplicates
+        own += result.own_added
+        context += result.added - result.own_added
+        if progress is not None:
+            await progress(seen)
+    return ImportReport(reader.format, own + context, own, context, present, skipped, truncated,
+                        Participant(owner, found.names.get(owner, owner), found.counts[owner]).label())

@@ -1,0 +1,350 @@
+"""Does a twin sound like its owner? Speaker attribution and perplexity on a multi-speaker corpus.
+
+`python -m persona.evaluation.suite --corpus FILE.jsonl --speakers 8 --train-lines 300 --test-lines 50 --seed 0 --json OUT.json`
+
+The corpus is JSON lines `{"speaker", "text"}` (optionally `"chat"`: lines of different chats are
+not each other's context) in conversation order. The N speakers with most lines each get a twin,
+trained exactly as `/train` trains one (same examples, prompts and settings) on their first
+`train-lines` lines; their next `test-lines` lines are held out.
+
+Twins are scored as they answer: each held-out line x is the reply to the prompt twin t would get
+in a chat (persona prompt with t's name, t's own past lines most like the line being answered,
+found by the store's search, and the conversation seen from t's side), with t's adapter folded in
+as serving folds a lone reply's.
+score(x, t) = loss_t(x | context) - loss_base(x | context), where the base reads the same
+conversation with no persona; x is attributed to the twin with the lowest score. `ppl_base` is
+the owner's untrained twin (same prompt, no adapter): what training adds. For scale, an n-gram
+classifier trained on the same lines attributes them too (persona.evaluation.classifier).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import random
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from persona.examples import CONTEXT_TURNS, Example, build_examples, usable
+from persona.serving.folding import ServedAdapters, make_foldable
+from persona.training.lora import TrainConfig, encode, labelled_nll, pad_batch, train_adapter, write_adapter
+from persona.model import LORA_TARGETS, load_base_model
+from persona.prompt import Turn, build_reply_scoring_ids
+from persona.evaluation.classifier import ReferenceClassifier
+from persona.retrieval import reply_examples, with_recalled_lines
+from persona.serving.service import PROMPT_TOKENS
+from persona.training.trainer import base_train_config
+from persona_store import NewMessage, Store, StoredMessage, open_store
+from twinbot.settings import Settings, SettingsError, load_settings
+
+SCORE_BATCH = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    index: int
+    chat: str
+    speaker: str
+    text: str
+
+
+def read_corpus(path: Path) -> list[Line]:
+    """The corpus lines; a malformed line stops the run with its line number."""
+    lines: list[Line] = []
+    with path.open(encoding="utf-8") as fh:
+        for number, raw in enumerate(fh, 1):
+            if not raw.strip():
+                continue
+            try:
+                item = json.loads(raw)
+                speaker, text = str(item["speaker"]).strip(), str(item["text"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ValueError(f"{path}:{number}: expected {{\"speaker\": ..., \"text\": ...}} ({exc})") from None
+            if speaker:
+                lines.append(Line(len(lines), str(item.get("chat", "")), speaker, text))
+    return lines
+
+
+def as_messages(lines: list[Line], owner: str) -> list[StoredMessage]:
+    """The corpus as the store would hold it for `owner`: their lines own, the others context."""
+    return [StoredMessage(id=line.index, owner_id=0, platform="corpus", chat_id=line.chat,
+                          message_id=str(line.index), author=line.speaker, is_own=line.speaker == owner,
+                          ts=float(line.index), text=line.text, source="import", reply_to=None, is_dm=False)
+            for line in lines]
+
+
+def held_out_example(lines: list[Line], at: int, owner: str) -> Example:
+    """Line `at` with the usable lines before it in its chat as context, from `owner`'s point of view."""
+    target = lines[at]
+    context: list[Turn] = []
+    for line in reversed(lines[:at]):
+        if line.chat != target.chat or len(context) == CONTEXT_TURNS:
+            break
+        if usable(line.text):
+            context.append(Turn(line.speaker, line.text.strip(), line.speaker == owner))
+    return Example(tuple(reversed(context)), target.text.strip())
+
+
+@dataclass
+class Split:
+    speaker: str
+    train_upto: int
+    """Index just past the speaker's last training line: the prefix their twin may learn from."""
+    test: list[int]
+
+
+def split_speakers(lines: list[Line], speakers: int, train_lines: int, test_lines: int) -> list[Split]:
+    counts = Counter(line.speaker for line in lines if usable(line.text))
+    chosen = [name for name, _ in counts.most_common(speakers)]
+    if len(chosen) < speakers:
+        raise ValueError(f"the corpus has only {len(chosen)} speakers; asked for {speakers}")
+    splits = []
+    for name in chosen:
+        own = [line.index for line in lines if line.speaker == name and usable(line.text)]
+        if len(own) < train_lines + test_lines:
+            raise ValueError(f"{name} has {len(own)} lines; {train_lines} + {test_lines} are needed")
+        splits.append(Split(name, own[train_lines - 1] + 1, own[train_lines: train_lines + test_lines]))
+    return splits
+
+
+def token_losses(model: torch.nn.Module, encoded: list[tuple[list[int], list[int]]], pad_id: int
+                 ) -> list[tuple[float, int]]:
+    """(summed negative log-likelihood, token count) of the labelled tokens of each sequence."""
+    results: list[tuple[float, int]] = [(0.0, 0)] * len(encoded)
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
+    for start in range(0, len(order), SCORE_BATCH):
+        picks = order[start: start + SCORE_BATCH]
+        batch = pad_batch([encoded[i] for i in picks], pad_id)
+        with torch.inference_mode():
+            nll, rows = labelled_nll(model, batch)
+        sums = torch.zeros(len(picks), dtype=torch.float64).index_add_(0, rows, nll.double())
+        counted = (batch["labels"][:, 1:] != -100).sum(1)
+        for row, i in enumerate(picks):
+            results[i] = (float(sums[row]), int(counted[row]))
+    return results
+
+
+def perplexity(pairs: list[tuple[float, int]]) -> float:
+    total, tokens = sum(p[0] for p in pairs), sum(p[1] for p in pairs)
+    return math.exp(total / tokens) if tokens else float("nan")
+
+
+@dataclass(frozen=True)
+class Recalled:
+    """What the twins' prompts recall (persona.retrieval), found by the store's own search."""
+
+    training: list[list[Example]]
+    """Each twin's training examples, each with the lines its training prompt recalls."""
+    replies: dict[tuple[int, int], list[str]]
+    """The lines each twin's reply prompt recalls, keyed by (twin, held-out line): those most like
+    the line being answered (the line before the held-out one)."""
+
+
+async def speaker_examples(store: Store, lines: list[Line], speaker: str, cfg: TrainConfig
+                           ) -> tuple[int, list[Example]]:
+    """`speaker`'s usable lines put in `store` as their own imported messages, as /import keeps them:
+    their user id, and their training examples with the lines each recalls, as /train makes them."""
+    user = await store.users.get_or_create("corpus", speaker, speaker)
+    await store.messages.add_many([
+        NewMessage(user.id, "corpus", line.chat, str(line.index), line.speaker, True, float(line.index), line.text,
+                   source="import")
+        for line in lines if line.speaker == speaker and usable(line.text)
+    ])
+    examples = build_examples(as_messages(lines, speaker))
+    return user.id, await with_recalled_lines(store, user.id, examples, cfg.recalled_lines, cfg.recalled_chars)
+
+
+async def recall_lines(lines: list[Line], splits: list[Split], tests: list[tuple[int, int]], limit: int,
+                       cfg: TrainConfig) -> Recalled:
+    """Each speaker's training lines go into a real store, from which their twin recalls lines as it
+    would in training and in replies."""
+    training: list[list[Example]] = []
+    replies: dict[tuple[int, int], list[str]] = {}
+    with tempfile.TemporaryDirectory(prefix="twin-eval-store-") as tmp:
+        async with open_store(Path(tmp) / "eval.sqlite3") as store:
+            for k, split in enumerate(splits):
+                user_id, examples = await speaker_examples(store, lines[: split.train_upto], split.speaker, cfg)
+                training.append(examples)
+                for i, (_, at) in enumerate(tests):
+                    answered = held_out_example(lines, at, split.speaker).answered
+                    replies[k, i] = await reply_examples(store, user_id, answered, limit, include_dm=False)
+    return Recalled(training, replies)
+
+
+def train_twins(settings: Settings, splits: list[Split], training: list[list[Example]], cfg: TrainConfig,
+                target: Path, progress: bool) -> tuple[dict[str, Path], float, int]:
+    """Each speaker's twin trained as /train trains one: (adapter dirs, seconds, tokens)."""
+    adapters: dict[str, Path] = {}
+    seconds, tokens = 0.0, 0
+    for k, (split, examples) in enumerate(zip(splits, training, strict=True)):
+        base, tokenizer = load_base_model(settings, dtype=cfg.base_dtype)
+        bar = tqdm(desc=f"training {split.speaker} ({k + 1}/{len(splits)})", unit="step", disable=not progress,
+                   leave=False)
+
+        def show(p, bar=bar) -> bool:  # noqa: ANN001 - a Progress
+            bar.total = p.total_steps
+            bar.n = p.step
+            bar.set_postfix(loss=f"{p.loss:.3f}")
+            return True
+
+        model, result = train_adapter(base, tokenizer, encode(tokenizer, split.speaker, examples, cfg.max_tokens),
+                                      cfg, progress=show)
+        bar.close()
+        seconds += result.seconds
+        tokens += result.tokens
+        adapters[split.speaker] = write_adapter(model, target / f"twin{k}")
+        del model, base
+    return adapters, seconds, tokens
+
+
+def reference_attribution(lines: list[Line], splits: list[Split], tests: list[tuple[int, int]]) -> tuple[float, float]:
+    """The held-out accuracy of a line classifier (persona.evaluation.classifier) trained on the
+    twins' training lines, from the line alone and knowing the turns before it: how attributable
+    these lines are without a language model."""
+    training = [(held_out_example(lines, at, split.speaker), k) for k, split in enumerate(splits)
+                for at in range(split.train_upto)
+                if lines[at].speaker == split.speaker and usable(lines[at].text)]
+    examples, labels = [example for example, _ in training], [k for _, k in training]
+    held_out = [held_out_example(lines, at, splits[k].speaker) for k, at in tests]
+
+    def accuracy(with_context: bool) -> float:
+        guesses = ReferenceClassifier.fit(examples, labels, with_context=with_context).predict(held_out)
+        return sum(guess == k for guess, (k, _) in zip(guesses, tests, strict=True)) / len(tests)
+
+    return accuracy(False), accuracy(True)
+
+
+def attribute(scores: list[list[float]], *, centred: bool = False) -> list[int]:
+    """The twin each held-out line goes to, the one with the lowest score (`scores[line][twin]`).
+
+    Centred, each twin's scores first lose their mean over all lines: a twin that lowers every
+    line's loss (a broad voice, or a prompt that suits everything) stops pulling every line to
+    itself. That uses the unlabelled held-out set, so it is reported beside the attribution the
+    issue defines, as a diagnostic of how much of the error is such a pull.
+    """
+    if centred and scores:
+        means = [sum(column) / len(column) for column in zip(*scores, strict=True)]
+        scores = [[value - mean for value, mean in zip(row, means, strict=True)] for row in scores]
+    return [min(range(len(row)), key=row.__getitem__) for row in scores]
+
+
+def evaluate(settings: Settings, lines: list[Line], splits: list[Split], seed: int, progress: bool = True) -> dict:
+    random.seed(seed)
+    torch.manual_seed(seed)
+    cfg: TrainConfig = base_train_config(settings, seed)
+    names = [s.speaker for s in splits]
+    tests = [(owner_k, at) for owner_k, split in enumerate(splits) for at in split.test]
+    with tempfile.TemporaryDirectory(prefix="twin-eval-") as tmp:
+        recalled = asyncio.run(recall_lines(lines, splits, tests, settings.retrieval_examples, cfg))
+        adapters, train_seconds, train_tokens = train_twins(settings, splits, recalled.training, cfg, Path(tmp),
+                                                            progress)
+        scoring_started = time.monotonic()
+        model, tokenizer = load_base_model(settings, dtype=torch.bfloat16)  # scoring only: bf16 is 2-3x faster
+        make_foldable(model, LORA_TARGETS)
+        served = ServedAdapters(model)  # each twin scored folded in, as a lone reply is served
+        for k, name in enumerate(names):
+            served.load_adapter(f"twin{k}", adapters[name])
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+        def scored(owner: str, k: int | None, i: int, at: int) -> tuple[list[int], list[int]]:
+            """Line `at` as the reply to the prompt `owner`'s twin would see (no persona when k is None)."""
+            example = held_out_example(lines, at, owner)
+            return build_reply_scoring_ids(tokenizer, owner, list(example.context), example.target,
+                                           recalled.replies[k, i] if k is not None else [], PROMPT_TOKENS)
+
+        twin_loss: dict[int, list[tuple[float, int]]] = {}
+        untrained_own: list[tuple[float, int]] = [(0.0, 0)] * len(tests)
+        for k, name in enumerate(tqdm(names, desc="scoring held-out lines", disable=not progress)):
+            encoded = [scored(name, k, i, at) for i, (_, at) in enumerate(tests)]
+            own = [i for i, (owner_k, _) in enumerate(tests) if owner_k == k]
+            served.set_adapter(f"twin{k}")
+            twin_loss[k] = token_losses(model, encoded, pad_id)
+            served.delete_adapter(f"twin{k}")  # its folds go, and the base serves: the untrained twin
+            for i, loss in zip(own, token_losses(model, [encoded[i] for i in own], pad_id), strict=True):
+                untrained_own[i] = loss
+        neutral = token_losses(model, [scored("", None, i, at) for i, (_, at) in enumerate(tests)], pad_id)
+        score_seconds = time.monotonic() - scoring_started
+
+    def mean_nll(pair: tuple[float, int]) -> float:
+        return pair[0] / max(pair[1], 1)
+
+    reference_line, reference_with_context = reference_attribution(lines, splits, tests)
+    scores = [[mean_nll(twin_loss[k][i]) - mean_nll(neutral[i]) for k in range(len(names))] for i in range(len(tests))]
+    confusion = [[0] * len(names) for _ in names]
+    for (owner_k, _), guess in zip(tests, attribute(scores), strict=True):
+        confusion[owner_k][guess] += 1
+    correct = sum(confusion[k][k] for k in range(len(names)))
+    centred = sum(guess == owner_k for (owner_k, _), guess in zip(tests, attribute(scores, centred=True), strict=True))
+    own = [twin_loss[owner_k][i] for i, (owner_k, _) in enumerate(tests)]
+    other = [twin_loss[k][i] for i, (owner_k, _) in enumerate(tests) for k in range(len(names)) if k != owner_k]
+    per_speaker = {name: round(confusion[k][k] / len(splits[k].test), 3) for k, name in enumerate(names)}
+    return {
+        "speakers": names, "attribution_accuracy": round(correct / len(tests), 4), "chance": round(1 / len(names), 4),
+        "attribution_accuracy_centred": round(centred / len(tests), 4),
+        "attribution_reference_line": round(reference_line, 4),
+        "attribution_reference_with_context": round(reference_with_context, 4),
+        "ppl_base": round(perplexity(untrained_own), 2), "ppl_own": round(perplexity(own), 2),
+        "ppl_other": round(perplexity(other), 2), "ppl_base_no_persona": round(perplexity(neutral), 2),
+        "train_seconds": round(train_seconds, 1),
+        "train_tokens_per_s": round(train_tokens / train_seconds, 1) if train_seconds else 0.0,
+        "score_seconds": round(score_seconds, 1),
+        "per_speaker_accuracy": per_speaker, "confusion": confusion, "test_lines": len(tests),
+        "train_config": {"rank": cfg.rank, "epochs": cfg.epochs, "max_steps": cfg.max_steps,
+                         "max_tokens": cfg.max_tokens, "learning_rate": cfg.learning_rate},
+        "retrieval_examples": settings.retrieval_examples, "prompt_tokens": PROMPT_TOKENS,
+    }
+
+
+def table(report: dict) -> str:
+    rows = [f"{'speaker':<16} accuracy"] + [f"{name:<16} {acc:.2f}" for name, acc in report["per_speaker_accuracy"].items()]
+    drop = 1 - report["ppl_own"] / report["ppl_base"]
+    rows += ["", f"attribution accuracy {report['attribution_accuracy']:.3f} (chance {report['chance']:.3f})",
+             f"centred on each twin's mean score: {report['attribution_accuracy_centred']:.3f}",
+             f"an n-gram classifier trained on the same lines: {report['attribution_reference_line']:.3f} from "
+             f"the line, {report['attribution_reference_with_context']:.3f} knowing who spoke before it",
+             f"perplexity: base {report['ppl_base']}, own twin {report['ppl_own']} ({drop:.0%} lower), "
+             f"other twins {report['ppl_other']}",
+             f"training: {report['train_seconds']} s, {report['train_tokens_per_s']} tokens/s; "
+             f"scoring: {report['score_seconds']} s"]
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m persona.evaluation.suite", description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, required=True, help="JSON lines {speaker, text[, chat]}")
+    parser.add_argument("--speakers", type=int, default=8)
+    parser.add_argument("--train-lines", type=int, default=300)
+    parser.add_argument("--test-lines", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, help="write the report here")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    started = time.monotonic()
+    try:
+        settings = load_settings()
+        lines = read_corpus(args.corpus)
+        splits = split_speakers(lines, args.speakers, args.train_lines, args.test_lines)
+        report = evaluate(settings, lines, splits, args.seed)
+    except (OSError, ValueError, SettingsError) as exc:
+        print(f"persona.evaluation.suite: {exc}", file=sys.stderr)
+        return 2
+    report["wall_seconds"] = round(time.monotonic() - started, 1)
+    print(table(report))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""The `ray` training backend (TRAINER_BACKEND=ray): each twin trains as a Ray task on a cluster.
+
+The worker (`python -m persona.training --worker`, which the bot starts) still owns the queue: it
+claims a job, reads the examples from the store, and hands them to a task on the cluster named by
+RAY_ADDRESS (or a local Ray when unset). The task loads the base model on its node, trains with
+the same code and settings as the local backend, streams progress back through a Ray queue (the
+worker heartbeats it into the store, so /train's message moves as usual) and returns the adapter's
+files, which land in the adapter dir (or SHARED_ADAPTER_DIR) with the same atomic rename.
+Cancelling, /forget or a stopping worker cancel the task. The task sends each checkpoint back
+through the same queue, and the worker keeps the latest in the job's checkpoint dir, as the local
+backend does: a job whose worker stopped or was killed resumes on the cluster from that checkpoint
+(losing at most TRAIN_CHECKPOINT_SECONDS of training) instead of starting again from step 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import ray
+from ray.util.queue import Queue
+
+from persona.examples import Example
+from persona.training.backends import TrainRun
+from persona.training.lora import (
+    CHECKPOINT_FILE,
+    Progress,
+    TrainConfig,
+    TrainingStopped,
+    encode,
+    train_adapter,
+    write_adapter,
+)
+from twinbot.atomic import write_dir_atomically, write_file_atomically
+from twinbot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+WAIT_S = 0.5
+SECRETS = ("discord_token", "telegram_token", "telegram_webhook_secret")
+"""Never shipped to the cluster: training needs no platform credentials."""
+
+
+def connect(settings: Settings) -> None:
+    """Join the cluster at RAY_ADDRESS (a local one when unset), once per process."""
+    if not ray.is_initialized():
+        ray.init(address=settings.ray_address, ignore_reinit_error=True, log_to_driver=False)
+        log.info("connected to Ray at %s", settings.ray_address or "a local instance")
+
+
+@dataclass(frozen=True)
+class CheckpointFile:
+    """A checkpoint file's bytes, sent from the task to the worker."""
+
+    data: bytes
+
+
+@ray.remote(max_retries=0)
+def _train_task(settings: Settings, owner_name: str, examples: list[Example], config: TrainConfig,
+                progress: Queue, resume: bytes | None) -> tuple[dict[str, bytes], dict]:
+    """Runs on a cluster node: train (from `resume`, a checkpoint's bytes, if given), sending progress
+    and checkpoints through `progress`; then return the adapter as {file name: bytes} and the metrics."""
+    import torch
+
+    from persona.model import load_base_model
+
+    torch.set_num_threads(max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))))
+    base, tokenizer = load_base_model(settings, dtype=config.base_dtype)
+
+    def report(p: Progress) -> bool:
+        progress.put(p)
+        return True
+
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoints = Path(tmp) / "checkpoints"
+        if resume is not None:
+            write_file_atomically(checkpoints / CHECKPOINT_FILE, lambda fh: fh.write(resume))
+        model, result = train_adapter(
+            base, tokenizer, encode(tokenizer, owner_name, examples, config.max_tokens), config, progress=report,
+            checkpoint_dir=checkpoints,
+            on_checkpoint=lambda path: progress.put(CheckpointFile(path.read_bytes())))
+        written = write_adapter(model, Path(tmp) / "adapter")
+        files = {p.name: p.read_bytes() for p in written.iterdir() if p.is_file()}
+    return files, result.metrics()
+
+
+def _relay(queue: Queue, checkpoint: Path) -> Progress | None:
+    """What the task sent since the last call, taken in one batch: keeps the newest checkpoint,
+    returns the newest progress (None when nothing came).
+
+    One batch of what is there now, not item after item until the queue is empty: a task reporting
+    faster than the worker takes items one round trip (and checkpoint write) at a time, as a small
+    model on a loaded machine did, kept the worker in that loop for good, deaf to stop and cancel.
+    """
+    items = queue.get_nowait_batch(queue.qsize())
+    kept = next((item for item in reversed(items) if isinstance(item, CheckpointFile)), None)
+    if kept is not None:
+        write_file_atomically(checkpoint, lambda fh: fh.write(kept.data))
+    return next((item for item in reversed(items) if isinstance(item, Progress)), None)
+
+
+def train_on_ray(settings: Settings, run: TrainRun, progress: Callable[[Progress], bool]) -> dict:
+    """The Backend: train `run` on the cluster, relay its progress, land its adapter at run.target."""
+    connect(settings)
+    queue = Queue(actor_options={"num_cpus": 0})
+    clean = settings.model_copy(update={name: None for name in SECRETS})
+    checkpoint = run.checkpoints / CHECKPOINT_FILE
+    resume = checkpoint.read_bytes() if checkpoint.exists() else None
+    task = _train_task.options(num_cpus=settings.ray_task_cpus).remote(
+        clean, run.owner_name, run.examples, run.config, queue, resume)
+    # Until the task reports (it is waiting for a node, or loading the model), "step 0" keeps the
+    # job's heartbeat alive and still lets a cancellation through.
+    latest = Progress(0, 0, None, None, 0.0)
+    try:
+        while True:
+            done, _ = ray.wait([task], timeout=WAIT_S)
+            latest = _relay(queue, checkpoint) or latest
+            if not progress(latest):
+                ray.cancel(task, force=True)
+                raise TrainingStopped(f"stopped at step {latest.step} of {latest.total_steps}")
+            if done:
+                break
+        files, metrics = ray.get(task)
+    finally:
+        ray.kill(queue.actor)
+
+    def fill(staging: Path) -> None:
+        for name, data in files.items():
+            (staging / name).write_bytes(data)
+
+    write_dir_atomically(run.target, fill)
+    return metrics

@@ -1,0 +1,105 @@
+"""persona.evaluation.suite on a tiny model: the report's numbers are consistent, distinct voices are told apart, and
+each twin is scored with the prompt its replies would get."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from persona.evaluation.suite import evaluate, main, read_corpus, split_speakers
+from twinbot.settings import Settings
+
+VOICES = {
+    "Ann": ["ok ok ok {n}", "ok sure {n}", "ok fine {n} ok"],
+    "Bob": ["WHAT?! {n}!!!", "NO WAY {n}!!", "WOW {n}!!!"],
+    "Cat": ["hmm, {n} perhaps; indeed.", "indeed, {n} perhaps.", "perhaps {n}; hmm, indeed."],
+}
+
+
+def write_corpus(path: Path, lines_each: int) -> Path:
+    rng = random.Random(0)
+    rows = [(speaker, rng.choice(forms).format(n=rng.randint(0, 999)))
+            for _ in range(lines_each) for speaker, forms in VOICES.items()]
+    path.write_text("".join(json.dumps({"speaker": s, "text": t, "chat": "c"}) + "\n" for s, t in rows))
+    return path
+
+
+def test_eval_reports_and_tells_distinct_voices_apart(settings: Settings, tiny_model_dir: Path, tmp_path: Path) -> None:
+    s = settings.model_copy(update={"base_model": str(tiny_model_dir), "model_dtype": "float32",
+                                    "train_max_steps": 40})
+    lines = read_corpus(write_corpus(tmp_path / "c.jsonl", 80))
+    splits = split_speakers(lines, 3, 60, 10)
+    report = evaluate(s, lines, splits, seed=0, progress=False)
+    assert sorted(report["speakers"]) == sorted(VOICES) and report["chance"] == pytest.approx(1 / 3, abs=1e-3)
+    assert sum(map(sum, report["confusion"])) == report["test_lines"] == 30
+    assert report["ppl_own"] < report["ppl_base"] and report["ppl_own"] < report["ppl_other"]
+    assert report["attribution_accuracy"] > 0.6 and 0 <= report["attribution_accuracy_centred"] <= 1
+    # three vocabularies that share no word
+    assert report["attribution_reference_line"] == report["attribution_reference_with_context"] == 1.0
+    assert report["train_tokens_per_s"] > 0
+
+
+def test_centring_stops_a_twin_that_lowers_every_line_from_taking_them_all() -> None:
+    from persona.evaluation.suite import attribute
+
+    # Lines 0-1 are twin 0's, lines 2-3 twin 1's; twin 0 scores every line lower.
+    scores = [[-1.0, -0.3], [-1.0, -0.3], [-0.8, -0.6], [-0.8, -0.6]]
+    assert attribute(scores) == [0, 0, 0, 0]
+    assert attribute(scores, centred=True) == [0, 0, 1, 1]
+
+
+def test_bad_corpus_and_too_few_lines_fail_clearly(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"speaker": "a", "text": "fine"}\nnot json\n')
+    assert main(["--corpus", str(bad)]) == 2
+    assert "bad.jsonl:2" in capsys.readouterr().err
+    small = write_corpus(tmp_path / "small.jsonl", 5)
+    assert main(["--corpus", str(small), "--speakers", "3", "--train-lines", "300", "--test-lines", "50"]) == 2
+    assert "lines; 300 + 50 are needed" in capsys.readouterr().err
+
+
+def test_token_losses_equal_the_models_own_loss(tiny_model_dir: Path, tokenizer) -> None:  # noqa: ANN001
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from persona.evaluation.suite import token_losses
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    encoded = [(list(range(5, 5 + n)), [-100] * (n - 3) + list(range(2 + n, 5 + n))) for n in (6, 9, 12)]
+    got = token_losses(model, encoded, tokenizer.eos_token_id)
+    for (ids, labels), (total, count) in zip(encoded, got):
+        with torch.no_grad():
+            expected = model(input_ids=torch.tensor([ids]), labels=torch.tensor([labels])).loss
+        assert count == 3 and abs(total / count - float(expected)) < 1e-4
+
+
+def test_each_twin_is_trained_and_scored_with_its_own_recalled_lines(tmp_path: Path) -> None:
+    import asyncio
+
+    from persona.evaluation.suite import recall_lines
+    from persona.training.lora import TrainConfig
+
+    rows = [("Ann", "I love sailing boats"), ("Bob", "boats make me seasick"), ("Ann", "sailing again tomorrow"),
+            ("Bob", "do you like boats, Ann?"), ("Ann", "sailing is my whole life"), ("Bob", "seasick just hearing it")]
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("".join(json.dumps({"speaker": s, "text": t, "chat": "c"}) + "\n" for s, t in rows))
+    lines = read_corpus(corpus)
+    splits = split_speakers(lines, 2, 2, 1)
+    tests = [(k, at) for k, split in enumerate(splits) for at in split.test]
+    recalled = asyncio.run(recall_lines(lines, splits, tests, 4, TrainConfig(recalled_lines=2, recalled_chars=12)))
+    examples = recalled.replies
+    ann = next(k for k, split in enumerate(splits) if split.speaker == "Ann")
+    bob = 1 - ann
+    # Ann's second training line answers "boats make me seasick": her prompt recalls her other line
+    # about boats (cut to 12 characters), never the line being learned
+    assert [e.recalled for e in recalled.training[ann]] == [(), ("I love saili",)]
+    # Ann's held-out line answers "do you like boats, Ann?": her twin recalls her lines about boats only.
+    at_ann = next(i for i, (k, _) in enumerate(tests) if k == ann)
+    assert examples[ann, at_ann] == ["I love sailing boats"]
+    assert examples[bob, at_ann] == ["boats make me seasick"]
+    assert all(text in {"I love sailing boats", "sailing again tomorrow"} for text in examples[ann, 1 - at_ann])

@@ -1,0 +1,133 @@
+"""TRAINER_BACKEND=ray: a real local Ray runs a real (tiny-model) training job, progress reaches the store."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from persona.training.lora import CHECKPOINT_FILE, Progress
+from persona.paths import checkpoint_dir
+from persona.training.trainer import run_worker
+from persona_store import JobState, Store
+from tests.persona.training.test_trainer import seed_user
+from twinbot.settings import Settings
+
+ray = pytest.importorskip("ray", reason="the ray extra is part of the dev install (make test)")
+from persona.training.backends.ray_cluster import CheckpointFile, _relay  # noqa: E402 - needs ray
+from ray.util.queue import Queue  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def local_ray():  # noqa: ANN201
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+async def test_a_job_trains_on_ray_and_its_adapter_lands_in_the_shared_dir(
+        local_ray: None, settings: Settings, tiny_model_dir: Path, tmp_path: Path) -> None:
+    s = settings.model_copy(update={
+        "trainer_backend": "ray", "base_model": str(tiny_model_dir), "model_dtype": "float32",
+        "train_max_steps": 12, "shared_adapter_dir": tmp_path / "shared", "telegram_token": "never-shipped",
+    })
+    async with Store.open_context(s) as store:
+        user = await seed_user(store)
+        job = await store.jobs.enqueue(user.id, {})
+        await run_worker(s, threading.Event(), once=True)
+        done = await store.jobs.get(job.id)
+        assert done.state is JobState.DONE, done.error
+        assert done.step == 12 and done.progress == pytest.approx(1.0)
+        adapter = await store.adapters.get(user.id)
+        path = Path(adapter.path)
+        assert path.parent.parent == tmp_path / "shared"
+        assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in path.iterdir()}
+        assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no staging dir left
+
+
+async def test_a_cancelled_job_stops_the_ray_task(local_ray: None, settings: Settings, tiny_model_dir: Path) -> None:
+    s = settings.model_copy(update={"trainer_backend": "ray", "base_model": str(tiny_model_dir),
+                                    "model_dtype": "float32", "train_max_steps": 100_000,
+                                    "train_epochs": 1000})  # runs until cancelled
+    async with Store.open_context(s) as store:
+        user = await seed_user(store)
+        job = await store.jobs.enqueue(user.id, {})
+        worker = asyncio.create_task(run_worker(s, threading.Event(), once=True))
+        for _ in range(1200):  # a busy machine is slow to start Ray workers: cancel once training runs
+            current = await store.jobs.get(job.id)
+            if current.step and current.step > 2:
+                break
+            await asyncio.sleep(0.1)
+        await store.jobs.cancel_active(user.id)
+        await asyncio.wait_for(worker, 180)
+        assert (await store.jobs.get(job.id)).state is JobState.CANCELLED
+        assert await store.adapters.get(user.id) is None
+
+
+async def test_a_stopped_worker_leaves_the_ray_jobs_checkpoint_and_the_next_one_resumes_from_it(
+        local_ray: None, settings: Settings, tiny_model_dir: Path) -> None:
+    s = settings.model_copy(update={"trainer_backend": "ray", "base_model": str(tiny_model_dir),
+                                    "model_dtype": "float32", "train_max_steps": 400, "train_epochs": 100,
+                                    "train_checkpoint_seconds": 0.2})
+    async with Store.open_context(s) as store:
+        user = await seed_user(store)
+        job = await store.jobs.enqueue(user.id, {})
+        checkpoint = checkpoint_dir(s, user.id, job.id) / CHECKPOINT_FILE
+        stop = threading.Event()
+        worker = asyncio.create_task(run_worker(s, stop, once=True))
+        for _ in range(1200):
+            if checkpoint.exists() and (await store.jobs.get(job.id)).step >= 5:
+                break
+            await asyncio.sleep(0.1)
+        stop.set()  # as SIGTERM does
+        await asyncio.wait_for(worker, 180)
+        released = await store.jobs.get(job.id)
+        assert released.state is JobState.QUEUED and released.step < released.total_steps
+        assert torch.load(checkpoint, weights_only=False)["step"] > 0  # the task's, kept by the worker
+
+        await run_worker(s, threading.Event(), once=True)
+        done = await store.jobs.get(job.id)
+        assert done.state is JobState.DONE, done.error
+        record = await store.adapters.get(user.id)
+        assert record.metrics["resumed_from_step"] > 0 and record.metrics["steps"] == done.total_steps
+        assert not checkpoint.parent.exists()
+
+
+def test_relaying_keeps_the_newest_checkpoint_and_returns_even_while_the_task_floods_the_queue(
+        local_ray: None, tmp_path: Path) -> None:
+    queue = Queue(actor_options={"num_cpus": 0})
+    checkpoint = tmp_path / CHECKPOINT_FILE
+    try:
+        assert _relay(queue, checkpoint) is None and not checkpoint.exists()
+        queue.put_nowait_batch([Progress(1, 9, 2.0, None, 1.0), CheckpointFile(b"old"),
+                                Progress(2, 9, 1.5, None, 1.0), CheckpointFile(b"new"),
+                                Progress(3, 9, 1.2, None, 1.0)])
+        assert _relay(queue, checkpoint).step == 3
+        assert checkpoint.read_bytes() == b"new"
+
+        flooding = threading.Event()
+        flooding.set()
+
+        def flood() -> None:  # far faster than one item a round trip can be taken
+            step = 3
+            while flooding.is_set():
+                queue.put_nowait_batch([Progress(step := step + 1, 10**9, 1.0, None, 1.0) for _ in range(200)])
+
+        producer = threading.Thread(target=flood)
+        producer.start()
+        while queue.qsize() < 1000:
+            time.sleep(0.01)
+        relayed: list[Progress | None] = []
+        relay = threading.Thread(target=lambda: relayed.append(_relay(queue, checkpoint)))
+        relay.start()
+        relay.join(timeout=30)
+        flooding.clear()
+        producer.join()
+        assert not relay.is_alive(), "the relay kept taking items and never came back"
+        assert relayed[0].step > 1000
+    finally:
+        ray.kill(queue.actor)
