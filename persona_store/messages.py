@@ -76,6 +76,14 @@ class Messages:
         )
         return [_message(row) for row in rows]
 
+    async def recent_own_texts(self, owner_id: int, limit: int) -> list[str]:
+        """The text of the owner's own `limit` most recent lines (newest first), e.g. to see how long they write."""
+        rows = await self._db.fetchall(
+            "SELECT text FROM messages WHERE owner_id = ? AND is_own = 1 ORDER BY ts DESC, id DESC LIMIT ?",
+            (owner_id, limit),
+        )
+        return [row[0] for row in rows]
+
     async def counts(self, owner_id: int) -> tuple[int, int]:
         """(own messages, context messages) stored for the owner."""
         row = await self._db.fetchone(

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     base_model: str = "bundled"
     model_dtype: Literal["float32", "bfloat16", "int8"] = "int8"
     allow_hub_download: bool = False
+    chat_voice: bool = True
+    """Merge the shipped chat voice (persona/voice) into the bundled base, so twins start from a person
+    chatting rather than an assistant. Only the bundled base has one."""
     inference_threads: int = Field(default=2, ge=1, le=64)
     adapter_cache_size: int = Field(default=8, ge=1, le=1024)
     max_new_tokens: int = Field(default=60, ge=1, le=512)

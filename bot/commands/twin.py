@@ -56,6 +56,7 @@ async def talk(ctx: CommandContext, event: Event, owner: User, text: str, out: O
         platform=event.platform,
         chat_id=event.chat_id,
         is_dm=event.is_dm,
+        asker_is_owner=speaker_is_owner,
     )
     async with out.typing():
         try:

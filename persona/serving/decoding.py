@@ -4,9 +4,13 @@ transformers' `generate` spent ~3 ms of a ~24 ms decoding step of the bundled mo
 (measured on the 2-core reference machine): a sort of the whole 49k vocabulary for top-p, and an
 exponential draw over all of it for the multinomial, although its top-k of 50 had already
 discarded all but 50 tokens. Here top-p and the draw run on those 50 alone, which is the same
-distribution. The repetition penalty counts only real tokens (generate also penalised the left
-padding, i.e. the end-of-turn token, in rows padded to a longer neighbour's length).
-The prompt runs through the model's forward; the one-token steps after it through
+distribution.
+
+The repetition penalty counts only the reply's own tokens, never the prompt's and never the end of
+turn: the prompt holds the owner's recalled lines and ends every turn with the end-of-turn token,
+and penalising those made replies run on to the cap. A row's soft length (the owner's usual line
+length) makes ending the turn likelier with every token past it, so a twin writes as long as its
+owner does. The prompt runs through the model's forward; the one-token steps after it through
 `persona.serving.decoding_steps`.
 """
 
@@ -29,6 +33,8 @@ class Sampling:
     temperature: float = 0.8
     top_p: float = 0.92
     repetition_penalty: float = 1.15
+    length_push: float = 0.5
+    """Logit added to the end-of-turn tokens per token written from a row's soft length on."""
 
 
 def penalised(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> torch.Tensor:
@@ -46,8 +52,19 @@ def candidates(logits: torch.Tensor, sampling: Sampling) -> tuple[torch.Tensor, 
     return ids, probs.masked_fill(before >= sampling.top_p, 0.0)
 
 
+def pushed_to_end(logits: torch.Tensor, stops: torch.Tensor, written: int, soft_lengths: torch.Tensor | None,
+                  push: float) -> torch.Tensor:
+    """Logits with the end-of-turn tokens raised by `push` per token each row has written past its soft length."""
+    if soft_lengths is None or push == 0.0:
+        return logits
+    over = (written - soft_lengths + 1).clamp(min=0).to(logits.dtype) * push
+    logits = logits.clone()
+    logits[:, stops] += over[:, None]
+    return logits
+
+
 def next_tokens(logits: torch.Tensor, seen: torch.Tensor, sampling: Sampling) -> torch.Tensor:
-    """One token per row from fp32 `logits` (rows x vocab); `seen` marks each row's tokens so far."""
+    """One token per row from fp32 `logits` (rows x vocab); `seen` marks each row's reply tokens so far."""
     logits = penalised(logits, seen, sampling.repetition_penalty)
     if not sampling.do_sample:
         return logits.argmax(-1)
@@ -56,8 +73,12 @@ def next_tokens(logits: torch.Tensor, seen: torch.Tensor, sampling: Sampling) ->
 
 
 def decode(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, max_new_tokens: int,
-           sampling: Sampling, stop_ids: list[int], pad_id: int) -> list[list[int]]:
-    """Up to `max_new_tokens` new ids per row (left-padded `ids`/`mask`), each row cut before its stop token."""
+           sampling: Sampling, stop_ids: list[int], pad_id: int, soft_lengths: list[int] | None = None
+           ) -> list[list[int]]:
+    """Up to `max_new_tokens` new ids per row (left-padded `ids`/`mask`), each row cut before its stop token.
+
+    `soft_lengths` (tokens, per row) is where each row's end of turn starts being pushed.
+    """
     rows = ids.shape[0]
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     cache = DynamicCache()
@@ -65,19 +86,20 @@ def decode(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, max_new_toke
                 logits_to_keep=1)
     logits = out.logits[:, -1].float()
     steps: Steps | None = None  # made at the first step: a one-token reply never copies the prompt's cache
-    seen = torch.zeros(rows, logits.shape[-1], dtype=torch.bool)
-    real = mask.bool()
-    seen[torch.arange(rows)[:, None].expand_as(ids)[real], ids[real]] = True
-    stops = torch.tensor(stop_ids)
+    seen = torch.zeros(rows, logits.shape[-1], dtype=torch.bool)  # the reply's own tokens only
+    stops = torch.tensor(stop_ids, dtype=torch.long)
+    lengths = torch.tensor(soft_lengths) if soft_lengths is not None else None
     done = torch.zeros(rows, dtype=torch.bool)
     chosen = []
     for step in range(max_new_tokens):
+        logits = pushed_to_end(logits, stops, step, lengths, sampling.length_push)
         token = next_tokens(logits, seen, sampling).masked_fill(done, pad_id)
         chosen.append(token)
         done |= torch.isin(token, stops)
         if done.all() or step == max_new_tokens - 1:
             break
         seen[torch.arange(rows), token] = True
+        seen[:, stops] = False  # the end of turn is never penalised
         mask = torch.cat([mask, torch.ones(rows, 1, dtype=mask.dtype)], dim=1)
         positions = positions[:, -1:] + 1
         if steps is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,10 @@ from twinbot.settings import Settings
 log = logging.getLogger(__name__)
 
 PROMPT_TOKENS = 448
+LENGTH_LINES = 300  # the owner's most recent lines that set a reply's length
+LENGTH_CACHE_S = 600.0
+MIN_LINES_FOR_LENGTH = 10
+DEFAULT_SOFT_TOKENS = 12
 
 
 class TwinError(Exception):
@@ -36,6 +41,32 @@ class ReplyRequest:
     platform: str
     chat_id: str
     is_dm: bool
+    asker_is_owner: bool = False
+    """The owner talks to their own twin: only then, and only in a private chat, are private lines recalled."""
+
+    @property
+    def may_recall_private(self) -> bool:
+        return self.is_dm and self.asker_is_owner
+
+
+@dataclass(frozen=True)
+class ReplyLength:
+    """How long the owner writes, in tokens: where the end of turn starts being pushed, and the cap."""
+
+    soft: int
+    cap: int
+
+
+def reply_length(token_counts: list[int], max_new_tokens: int) -> ReplyLength:
+    """A length that fits the owner: pushed to end past ~1.2x their median line, capped near their
+    longest usual lines (1.5x the 90th percentile); an owner with few lines gets a short chat line."""
+    if len(token_counts) < MIN_LINES_FOR_LENGTH:
+        return ReplyLength(min(DEFAULT_SOFT_TOKENS, max_new_tokens), max_new_tokens)
+    ordered = sorted(token_counts)
+    median = ordered[len(ordered) // 2]
+    p90 = ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
+    soft = max(3, min(max_new_tokens, round(1.2 * median) + 1))
+    return ReplyLength(soft, max(soft, min(max_new_tokens, round(1.5 * p90) + 4)))
 
 
 def clean_reply(text: str, owner_name: str) -> str:
@@ -53,6 +84,7 @@ class TwinService:
         self.settings = settings
         self.store = store
         self.worker = worker or InferenceWorker.from_settings(settings)
+        self._lengths: dict[int, tuple[float, ReplyLength]] = {}
 
     async def start(self) -> None:
         await self.worker.start()
@@ -70,9 +102,21 @@ class TwinService:
             return None
         return AdapterRef(str(owner.id), record.path, record.created_at)
 
+    async def length_for(self, owner: User) -> ReplyLength:
+        """The owner's reply length, from the token counts of their recent lines (cached a while)."""
+        cached = self._lengths.get(owner.id)
+        if cached is not None and time.monotonic() - cached[0] < LENGTH_CACHE_S:
+            return cached[1]
+        lines = await self.store.messages.recent_own_texts(owner.id, LENGTH_LINES)
+        assert self.worker.tokenizer is not None
+        counts = [len(ids) for ids in self.worker.tokenizer(lines, add_special_tokens=False)["input_ids"]] if lines else []
+        length = reply_length(counts, self.settings.max_new_tokens)
+        self._lengths[owner.id] = (time.monotonic(), length)
+        return length
+
     async def prompt_ids(self, req: ReplyRequest) -> list[int]:
         examples = await reply_examples(self.store, req.owner.id, req.text, self.settings.retrieval_examples,
-                                        include_dm=req.is_dm)
+                                        include_dm=req.may_recall_private)
         context = [*req.history, Turn(req.speaker_name, req.text, is_owner=False)]
         assert self.worker.tokenizer is not None
         return build_prompt_ids(self.worker.tokenizer, req.owner.display_name, context, examples, PROMPT_TOKENS)
@@ -82,9 +126,10 @@ class TwinService:
         try:
             ids = await self.prompt_ids(req)
             adapter = await self.adapter_for(req.owner)
+            length = await self.length_for(req.owner)
             for sampling in (Sampling(), Sampling(do_sample=False)):
                 text = clean_reply(
-                    await self.worker.generate(ids, adapter, self.settings.max_new_tokens, sampling),
+                    await self.worker.generate(ids, adapter, length.cap, sampling, length.soft),
                     req.owner.display_name,
                 )
                 if text:

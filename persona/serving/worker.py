@@ -72,6 +72,7 @@ class _Request:
     adapter: AdapterRef | None
     max_new_tokens: int
     sampling: Sampling
+    soft_length: int | None = None
     future: Future = field(default_factory=Future)
 
 
@@ -131,8 +132,9 @@ class InferenceWorker:
             self._thread = None
 
     async def generate(self, prompt_ids: list[int], adapter: AdapterRef | None, max_new_tokens: int,
-                       sampling: Sampling = Sampling()) -> str:
-        request = _Request(prompt_ids, adapter, max_new_tokens, sampling)
+                       sampling: Sampling = Sampling(), soft_length: int | None = None) -> str:
+        """The reply's text; past `soft_length` tokens, ending the turn gets likelier (Sampling.length_push)."""
+        request = _Request(prompt_ids, adapter, max_new_tokens, sampling, soft_length)
         self._queue.put(request)
         return await asyncio.wrap_future(request.future)
 
@@ -264,14 +266,15 @@ class InferenceWorker:
             mask[row, width - len(request.prompt_ids):] = 1
         stop_ids = [tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|im_start|>")]
         longest = max(r.max_new_tokens for r in batch)
+        soft = [r.soft_length if r.soft_length is not None else r.max_new_tokens for r in batch]
         assert self._adapters is not None
         with torch.inference_mode():
             if len(set(names)) == 1:  # one adapter (or none) for every row: its folds
                 self._adapters.set_adapter(names[0])
-                new = decode(self.model, ids, mask, longest, batch[0].sampling, stop_ids, pad)
+                new = decode(self.model, ids, mask, longest, batch[0].sampling, stop_ids, pad, soft)
             else:
                 with self._adapters.mixed(names):
-                    new = decode(self.model, ids, mask, longest, batch[0].sampling, stop_ids, pad)
+                    new = decode(self.model, ids, mask, longest, batch[0].sampling, stop_ids, pad, soft)
         texts = [tokenizer.decode(row[: request.max_new_tokens], skip_special_tokens=True)
                  for row, request in zip(new, batch, strict=True)]
         return texts

@@ -21,7 +21,7 @@ from peft import PeftModel, get_peft_model, set_peft_model_state_dict, get_peft_
 from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
 from persona.examples import Example
-from persona.model import lora_config
+from persona.model import LORA_TARGETS, lora_config
 from persona.prompt import build_training_ids, continue_training_ids
 from twinbot.atomic import save_torch_atomically, write_dir_atomically
 
@@ -54,6 +54,8 @@ class TrainConfig:
     checkpoint_every_s: float = 30.0
     seed: int = 0
     bf16: bool = True
+    targets: tuple[str, ...] = LORA_TARGETS
+    """The layers the adapter changes: a twin's q/v (what serving folds), the chat voice's all."""
 
     @property
     def base_dtype(self) -> torch.dtype:
@@ -301,7 +303,7 @@ def train_adapter(
     # backward pass cost a fifth of a step; eager steps are ~12 % faster (paired, 2,000 Office
     # lines) and the batch losses agree to ~0.01 nats.
     base.set_attn_implementation(TRAINING_ATTENTION)
-    model = get_peft_model(base, lora_config(cfg.rank))
+    model = get_peft_model(base, lora_config(cfg.rank, cfg.targets))
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.0)

@@ -59,3 +59,48 @@ def test_decode_stops_each_row_at_its_end_of_turn(tiny_model_dir: Path) -> None:
     assert [len(row) for row in free] == [6, 6]
     assert cut[0] == free[0][: free[0].index(stop)]
     assert cut[1] == alone[0]  # left padding changes nothing
+
+
+def tiny(tiny_model_dir: Path) -> torch.nn.Module:
+    return AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+
+
+def greedy_rows(model: torch.nn.Module, prompt: list[int], new: int, penalty: float, stop_ids: list[int],
+                soft: list[int] | None = None, push: float = 0.0) -> list[list[int]]:
+    ids = torch.tensor([prompt])
+    sampling = Sampling(do_sample=False, repetition_penalty=penalty, length_push=push)
+    with torch.inference_mode():
+        return decode(model, ids, torch.ones_like(ids), new, sampling, stop_ids, pad_id=0, soft_lengths=soft)
+
+
+def test_prompt_tokens_and_the_end_of_turn_are_never_penalised(tiny_model_dir: Path) -> None:
+    model = tiny(tiny_model_dir)
+    prompt = [11, 12, 13, 14]
+    first = greedy_rows(model, prompt, 1, 1.0, [])[0][0]
+    # The model's favourite next token fills the prompt and is the end of turn: a penalty that
+    # counted the prompt would push it down and the reply would run on.
+    crowded = [*prompt, first, first, first]
+    want = greedy_rows(model, crowded, 1, 1.0, [])[0][0]
+    assert greedy_rows(model, crowded, 1, 100.0, [])[0][0] == want
+    assert greedy_rows(model, crowded, 8, 100.0, [want]) == [[]]
+
+
+def test_the_replys_own_tokens_are_penalised(tiny_model_dir: Path) -> None:
+    model = tiny(tiny_model_dir)
+    free = greedy_rows(model, [21, 22, 23], 24, 1.0, [])[0]
+    assert len(set(free)) < len(free)  # a random toy model loops when nothing stops it
+    penalised = greedy_rows(model, [21, 22, 23], 24, 1e6, [])[0]
+    assert len(set(penalised)) == len(penalised)
+
+
+def test_each_row_is_pushed_to_end_its_turn_at_its_soft_length(tiny_model_dir: Path) -> None:
+    model = tiny(tiny_model_dir)
+    ids = torch.tensor([[31, 32, 33], [41, 42, 43]])
+    sampling = Sampling(do_sample=False, repetition_penalty=1.0, length_push=1e4)
+    with torch.inference_mode():
+        unpushed = decode(model, ids, torch.ones_like(ids), 12, Sampling(do_sample=False, repetition_penalty=1.0),
+                          [], pad_id=0, soft_lengths=[2, 5])
+        stop = next(t for t in range(100, 200) if all(t not in row for row in unpushed))  # never said unpushed
+        rows = decode(model, ids, torch.ones_like(ids), 12, sampling, [stop], pad_id=0, soft_lengths=[2, 5])
+    assert [len(row) for row in rows] == [2, 5]
+    assert rows[1] == unpushed[1][:5]  # before its soft length a row is sampled as if unpushed

@@ -15,7 +15,7 @@ from persona.model import load_base_model
 from persona.training.lora import TrainConfig, encode, train_adapter, write_adapter
 from persona.examples import Example
 from persona.prompt import Turn
-from persona.serving.service import ReplyRequest, TwinError, TwinService, clean_reply
+from persona.serving.service import ReplyLength, ReplyRequest, TwinError, TwinService, clean_reply, reply_length
 from persona_store import NewMessage, Store
 from twinbot.settings import Settings
 
@@ -155,8 +155,12 @@ async def test_service_prompt_uses_the_owners_own_similar_lines_but_not_dm_ones_
             text = tok.decode(await service.prompt_ids(group))
             assert "pineapple pizza is the best" in text and "secret pineapple" not in text
             assert "pineapple is gross" not in text  # other people's lines are never the owner's voice
-            dm = ReplyRequest(ana, "Ana", "pineapple?", [], "telegram", "dm", is_dm=True)
+            dm = ReplyRequest(ana, "Ana", "pineapple?", [], "telegram", "dm", is_dm=True, asker_is_owner=True)
             assert "secret pineapple plans" in tok.decode(await service.prompt_ids(dm))
+            # Someone else, in their own private chat with the bot, never gets the owner's private lines.
+            snoop = ReplyRequest(ana, "Eve", "pineapple?", [], "telegram", "eve-dm", is_dm=True, asker_is_owner=False)
+            snooped = tok.decode(await service.prompt_ids(snoop))
+            assert "secret pineapple" not in snooped and "pineapple pizza is the best" in snooped
             try:
                 reply = await service.reply(group)
                 assert reply.strip() == reply and reply
@@ -164,3 +168,12 @@ async def test_service_prompt_uses_the_owners_own_similar_lines_but_not_dm_ones_
                 assert "Ana's twin" in str(exc)
         finally:
             await service.close()
+
+
+def test_a_reply_is_as_long_as_its_owner_writes() -> None:
+    terse = reply_length([3, 4, 4, 5, 5, 5, 6, 6, 7, 30], 60)
+    assert terse == ReplyLength(soft=7, cap=49)  # 1.2 x median 5 + 1; 1.5 x p90 30 + 4
+    chatty = reply_length([20] * 50, 60)
+    assert chatty.soft == 25 and chatty.cap == 34
+    assert reply_length([80] * 50, 60) == ReplyLength(60, 60)  # never past MAX_NEW_TOKENS
+    assert reply_length([4, 5], 60) == ReplyLength(12, 60)  # too few lines to tell: a short chat line
