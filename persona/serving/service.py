@@ -7,12 +7,14 @@ training), and the recent conversation. Replies use the owner's adapter when one
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from persona.assistant_voice import sounds_like_assistant
 from persona.serving.worker import AdapterRef, InferenceWorker, Sampling
 from persona.prompt import Turn, build_prompt_ids
 from persona.retrieval import reply_examples
@@ -22,6 +24,8 @@ from twinbot.settings import Settings
 log = logging.getLogger(__name__)
 
 PROMPT_TOKENS = 448
+RETRY_CANDIDATES = 3  # a reply that fails `acceptable` is drawn again, this many at once (one batch)
+_SPEAKER_PREFIX = re.compile(r"^[A-Z][\w.'-]{0,20}( [A-Z][\w.'-]{0,20})?\s?:\s")
 LENGTH_LINES = 300  # the owner's most recent lines that set a reply's length
 LENGTH_CACHE_S = 600.0
 MIN_LINES_FOR_LENGTH = 10
@@ -70,13 +74,24 @@ def reply_length(token_counts: list[int], max_new_tokens: int) -> ReplyLength:
 
 
 def clean_reply(text: str, owner_name: str) -> str:
-    """Trim what the model wrote into one chat message (no echoed 'Name:' prefix, no runaway whitespace)."""
-    text = text.strip()
+    """What the model wrote as one chat message: its first line, without an echoed 'Owner:' prefix;
+    "" when the model wrote someone else's line ('Pam: ...'), as a script would."""
     prefix = re.compile(rf"^\s*{re.escape(owner_name)}\s*:\s*", re.IGNORECASE) if owner_name else None
+    text = text.strip()
     if prefix is not None:
         text = prefix.sub("", text)
-    # One chat message: the model sometimes goes on to write a second paragraph nobody asked for.
-    return text.split("\n\n")[0].strip()
+    # The model goes on to write the next lines of the chat, other people's included: one message.
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return "" if _SPEAKER_PREFIX.match(first) else first
+
+
+def normalised(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def acceptable(text: str, recalled: list[str]) -> bool:
+    """A reply worth sending: something said, not in the assistant's voice, not a recalled line parroted."""
+    return bool(text) and not sounds_like_assistant(text) and normalised(text) not in {normalised(r) for r in recalled}
 
 
 class TwinService:
@@ -114,26 +129,41 @@ class TwinService:
         self._lengths[owner.id] = (time.monotonic(), length)
         return length
 
-    async def prompt_ids(self, req: ReplyRequest) -> list[int]:
+    async def prompt(self, req: ReplyRequest) -> tuple[list[int], list[str]]:
+        """The prompt's ids, and the owner's lines it recalls."""
         examples = await reply_examples(self.store, req.owner.id, req.text, self.settings.retrieval_examples,
                                         include_dm=req.may_recall_private)
         context = [*req.history, Turn(req.speaker_name, req.text, is_owner=False)]
         assert self.worker.tokenizer is not None
-        return build_prompt_ids(self.worker.tokenizer, req.owner.display_name, context, examples, PROMPT_TOKENS)
+        ids = build_prompt_ids(self.worker.tokenizer, req.owner.display_name, context, examples, PROMPT_TOKENS)
+        return ids, examples
+
+    async def prompt_ids(self, req: ReplyRequest) -> list[int]:
+        return (await self.prompt(req))[0]
 
     async def reply(self, req: ReplyRequest) -> str:
-        """The twin's answer: never empty; TwinError if the model fails or says nothing twice."""
+        """The twin's answer: never empty; TwinError if the model fails or says nothing twice.
+
+        A draw that is empty, in the assistant's voice or a recalled line parroted is drawn again,
+        RETRY_CANDIDATES at once; the first acceptable one goes out, else any non-empty one.
+        """
         try:
-            ids = await self.prompt_ids(req)
+            ids, recalled = await self.prompt(req)
             adapter = await self.adapter_for(req.owner)
             length = await self.length_for(req.owner)
-            for sampling in (Sampling(), Sampling(do_sample=False)):
-                text = clean_reply(
-                    await self.worker.generate(ids, adapter, length.cap, sampling, length.soft),
-                    req.owner.display_name,
-                )
-                if text:
-                    return text
+
+            async def draw(sampling: Sampling) -> str:
+                text = await self.worker.generate(ids, adapter, length.cap, sampling, length.soft)
+                return clean_reply(text, req.owner.display_name)
+
+            first = await draw(Sampling())
+            if acceptable(first, recalled):
+                return first
+            drawn = [first, *await asyncio.gather(*(draw(Sampling()) for _ in range(RETRY_CANDIDATES)))]
+            fallback = [text for text in drawn if text] or [await draw(Sampling(do_sample=False))]
+            text = next((text for text in drawn if acceptable(text, recalled)), fallback[0])
+            if text:
+                return text
         except Exception as exc:
             log.exception("twin of user %s failed to reply", req.owner.id)
             raise TwinError(f"{req.owner.display_name}'s twin couldn't answer just now; please try again.") from exc

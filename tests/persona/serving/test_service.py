@@ -15,7 +15,9 @@ from persona.model import load_base_model
 from persona.training.lora import TrainConfig, encode, train_adapter, write_adapter
 from persona.examples import Example
 from persona.prompt import Turn
-from persona.serving.service import ReplyLength, ReplyRequest, TwinError, TwinService, clean_reply, reply_length
+from persona.serving.service import (
+    ReplyLength, ReplyRequest, TwinError, TwinService, acceptable, clean_reply, reply_length,
+)
 from persona_store import NewMessage, Store
 from twinbot.settings import Settings
 
@@ -134,6 +136,22 @@ async def test_a_worker_that_cannot_load_fails_at_start() -> None:
 def test_clean_reply_drops_an_echoed_name_and_extra_paragraphs() -> None:
     assert clean_reply("  Ana: hi there\n\nAs an AI...", "Ana") == "hi there"
     assert clean_reply("", "Ana") == ""
+
+
+def test_a_reply_is_one_message_of_the_owner_never_a_script_of_others() -> None:
+    assert clean_reply("lol what?\nPam: She's right", "Jim") == "lol what?"
+    assert clean_reply("\n  nah\nmaybe later", "Jim") == "nah"
+    assert clean_reply("Pam: lol what?\nMike: POMMY.", "Jim") == ""  # another speaker's line
+    assert clean_reply("Note to self: buy milk", "Jim") == "Note to self: buy milk"
+
+
+def test_acceptable_replies_are_not_assistant_talk_nor_a_recalled_line() -> None:
+    recalled = ["Bears. Beets. Battlestar Galactica."]
+    assert acceptable("haha no way", recalled)
+    assert not acceptable("", recalled)
+    assert not acceptable("bears.  beets. battlestar galactica.", recalled)
+    assert not acceptable("I'm sorry, but I am unable to assist with that.", recalled)
+    assert not acceptable("As an AI, I don't have weekends", recalled)
 
 
 async def test_service_prompt_uses_the_owners_own_similar_lines_but_not_dm_ones_in_groups(
