@@ -4,11 +4,9 @@ A twin's face is a generator latent plus a style, kept in the store until its ow
 new one, so it is the same on every platform and after every restart. Rendering runs on a thread
 of its own; the event loop only awaits it.
 
-That thread computes with one torch thread. Each thread that runs parallel torch work keeps an
-OpenMP team of its own, and an idle team slows the inference worker's: measured on the 2-core
-reference machine, twin replies took 0.93 s before one `/avatar` drawn on a pooled thread with two
-torch threads and 1.43 s after it, for the life of the process; with one torch thread (a face is
-5 ms, a 16-face grid 49 ms) replies stayed as fast.
+That thread computes with one torch thread: each thread that runs parallel torch work keeps an
+OpenMP team of its own, and an idle team slows the inference worker's for the life of the process,
+while a face is fast enough on one thread.
 """
 
 from __future__ import annotations

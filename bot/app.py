@@ -19,6 +19,11 @@ class Adapter(Protocol):
     async def stop(self) -> None: ...
 
 
+def serves_console(settings: Settings) -> bool:
+    """No platform token is set: `twinbot run` is the console twin."""
+    return settings.discord_token is None and settings.telegram_token is None
+
+
 def platform_adapters(settings: Settings, layer: CommandLayer) -> list[Adapter]:
     """The adapters the settings ask for; the console when no platform token is set."""
     adapters: list[Adapter] = []
@@ -30,7 +35,7 @@ def platform_adapters(settings: Settings, layer: CommandLayer) -> list[Adapter]:
         from bot.telegram_adapter import TelegramAdapter
 
         adapters.append(TelegramAdapter(settings, layer))
-    if not adapters:
+    if serves_console(settings):
         from bot.console_adapter import ConsoleAdapter
 
         adapters.append(ConsoleAdapter(settings, layer))

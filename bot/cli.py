@@ -10,13 +10,14 @@ import argparse
 import asyncio
 import logging
 import sys
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bot.commands import CommandLayer, Event, Invocation, OutFile, Reply, open_services
 from bot.console_adapter import ConsoleOutbox, local_attachment
-from twinbot.logs import setup_logging
+from twinbot.logs import setup_logging, stderr_to_file
 from twinbot.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="twinbot", description="A digital-twin chat bot.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = parser.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("run", help="start the bot (console twin when no platform token is set)")
+    run = sub.add_parser("run", help="start the bot (console twin when no platform token is set)")
+    run.add_argument("--verbose", action="store_true", help="console twin: logs to stderr, not the log file")
 
     def user_cmd(name: str, help_: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_)
@@ -160,9 +162,11 @@ def confirm_forget(user: str) -> bool:
 
 def dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.cmd == "run":
-        from bot.app import serve
+        from bot.app import serve, serves_console
 
-        asyncio.run(serve(settings))
+        quiet = serves_console(settings) and not (args.verbose or args.debug)
+        with stderr_to_file(settings.log_file) if quiet else nullcontext():
+            asyncio.run(serve(settings))
         return 0
     if args.cmd == "chat":
         return asyncio.run(chat(settings, args.user))

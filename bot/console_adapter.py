@@ -21,6 +21,8 @@ from bot.commands import Attachment, CommandLayer, Event, OutFile, Reply, split_
 from twinbot.settings import Settings
 
 EXIT_WORDS = {"exit", "quit", "/exit", "/quit"}
+PROMPT = "you> "
+CLEAR_LINE = "\r\x1b[K"
 
 
 def local_attachment(path: Path) -> Attachment:
@@ -52,9 +54,16 @@ class ConsoleOutbox:
         self.out = out
         self.file_dir = file_dir
         self._ids = itertools.count(1)
+        self.prompt = ""  # the prompt the terminal shows while waiting for a line, if any
 
     def write(self, text: str) -> None:
-        self.out.write(text + "\n")
+        """Print a line; one that arrives while the prompt waits (training progress) goes above it."""
+        self.out.write(f"{CLEAR_LINE if self.prompt else ''}{text}\n{self.prompt}")
+        self.out.flush()
+
+    def show_prompt(self, prompt: str) -> None:
+        self.prompt = prompt
+        self.out.write(prompt)
         self.out.flush()
 
     async def send(self, reply: Reply) -> ConsoleMessage:
@@ -132,9 +141,9 @@ class ConsoleAdapter:
     async def read_lines(self) -> AsyncIterator[str]:
         while True:
             if self.interactive:
-                self.outbox.out.write("you> ")
-                self.outbox.out.flush()
+                self.outbox.show_prompt(PROMPT)
             line = await asyncio.to_thread(self.stdin.readline)
+            self.outbox.prompt = ""
             if not line:
                 return
             yield line.strip()

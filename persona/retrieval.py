@@ -1,12 +1,7 @@
 """The owner's own past lines most like a line: what a twin's persona prompt recalls, in replies and training alike.
 
-A reply's prompt recalls a few of them (full-text search in the store), which makes an "instant
-twin" of a user with imported history before any training. Training prompts recall them as well,
-so a twin learns to lean on its owner's recalled lines rather than seeing them first when it
-answers. Measured on the Office corpus, 300 training lines a speaker, one run each: with 4
-speakers (60 held-out lines each) attribution 0.342 trained without recalled lines, 0.429 with 2
-of them (100 characters each, 160-token sequences), own-line perplexity lower for 3 of the 4;
-in persona.evaluation.suite's 8 speakers (50 each) 0.233 -> 0.250, own-twin perplexity 31.53 -> 31.38.
+Recalled lines make an "instant twin" of a user with imported history before any training; training
+prompts recall them too, so a twin learns to lean on them rather than meeting them first when it answers.
 """
 
 from __future__ import annotations

@@ -110,6 +110,11 @@ class Settings(BaseSettings):
     def model_cache_dir(self) -> Path:
         return self.data_dir / "models"
 
+    @cached_property
+    def log_file(self) -> Path:
+        """Where the console twin's logs go, so that its terminal shows the conversation only."""
+        return self.data_dir / "logs" / "twinbot.log"
+
 
 def settings_env(settings: Settings, *, with_secrets: bool = False) -> dict[str, str]:
     """The settings as environment variables, so a child process (the trainer) sees the same ones."""

@@ -1,22 +1,9 @@
 """How attributable held-out lines are at all: a linear classifier trained on the twins' own training lines.
 
-An attribution score means little alone: "Yeah." or "What?" could be anyone's, and a corpus of
-short sitcom lines allows far less than one of long messages. So persona.evaluation.suite trains the baseline
-an authorship study would start from on exactly the lines the twins learn from, and reports its
-held-out accuracy beside theirs: a multinomial logistic regression over TF-IDF features of the
-line (word 1-2-grams, character 2-5-grams within words), and optionally of the two turns before
-it (who spoke, their words). Context turns give their speaker's name only, never whose line is
-being classified.
-
-The two readings answer different questions. From the line alone, it judges what a twin's score
-judges, how much the line sounds like each speaker (a twin reads it in its context). With the
-turns before it, it also learns who tends to speak after whom, which a twin's score never weighs:
-it asks how likely the twin makes the line, not whether its owner would be the one to speak.
-On the Office corpus (8 speakers, 300 training and 50 held-out lines each): 0.225 from the line,
-0.335 with the turns before it, where the twins reach 0.25 (4 speakers, 60 held-out lines each:
-0.329 and 0.375, the twins 0.400). scikit-learn's LogisticRegression on the same features gives
-0.220 and 0.335 (and 0.278 from the turns alone); its 5-fold cross-validation on the training lines
-chose C = 1 among 0.3-30, fixed here. With 1,000 training lines a speaker: 0.323 with the turns.
+An attribution score means little alone ("Yeah." could be anyone's), so the eval reports beside it
+what the baseline of an authorship study gets from the same lines: logistic regression over TF-IDF
+word and character n-grams of the line, and optionally of the two turns before it, which shows
+how much of the telling apart is who tends to speak after whom, something a twin's score never weighs.
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
 """A trained twin's adapter read straight from the files peft saved, for serving without peft.
 
-Serving needs only each adapted layer's A and B matrices and the scale. peft's `load_adapter`
-took ~80 ms of a ~100 ms cold switch walking the model's modules in Python to inject and remap
-layers; reading the safetensors file and checking it against the serving model takes ~2 ms.
-Training still uses peft, and the files stay peft's format, so `/export` hands users a standard
-adapter. Anything this reader does not understand is refused with a reason, never half-applied.
+Serving needs only each adapted layer's A and B matrices and the scale, and peft's `load_adapter`
+spends most of a cold switch walking the model's modules in Python. The files stay peft's format,
+so training keeps peft and `/export` hands users a standard adapter; anything this reader does not
+understand is refused with a reason, never half-applied.
 """
 
 from __future__ import annotations

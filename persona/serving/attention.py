@@ -1,11 +1,9 @@
 """Attention in fp32 for serving and scoring, whatever the dtype of the rest of the model (bf16, int8).
 
-PyTorch's CPU SDPA kernels are slow in bf16 for the one-token query of a decoding step, measured on
-the 2-core reference machine: ~5x slower than fp32 (116 vs 21 µs per layer of the bundled model at
-200 cached tokens: ~3 ms of a ~27 ms step). Over a prompt, forward only, the two are even. So
-queries, keys and values are upcast (autocast off, or it would cast them back down) and the output
-returns in the caller's dtype. Training switches to transformers' eager attention instead
-(persona.training.lora.TRAINING_ATTENTION): SDPA's backward pass is the slow part there.
+PyTorch's CPU attention kernels are several times slower in bf16 than in fp32 for a decoding step's
+one-token query, so queries, keys and values are upcast (autocast off, or it would cast them back)
+and the output returns in the caller's dtype. Training uses transformers' eager attention instead
+(persona.training.lora.TRAINING_ATTENTION), where this kernel's backward pass is the slow part.
 """
 
 from __future__ import annotations

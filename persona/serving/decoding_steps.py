@@ -1,16 +1,10 @@
 """The one-token steps of the decoding loop: a lean loop for Llama-family models, transformers' forward for others.
 
-After the prompt, every step of a reply feeds one token per row. Through transformers' forward a
-step of the bundled model (int8, one row, 300 cached tokens) took ~23 ms on the 2-core reference
-machine, of which the weights' matrix products were ~11 ms. Much of the rest was per-call
-machinery: each layer's cache grew by `torch.cat` and was then upcast whole to fp32 for the
-attention (`persona.serving.attention`), and the attention mask was rebuilt for every step. `LlamaSteps`
-keeps each layer's keys and values in fp32 buffers sized for the whole reply, writes one position a
-step, and runs the model's own modules (norms, projections with their folds or per-row adapters,
-rotary embedding, MLP) in a plain loop: ~19 ms a step, paired in one run. Its logits are the
-forward's: exactly for a lone row; for a left-padded batch to float rounding (~3e-5 in fp32; in
-bf16, whose rounding the layers amplify, up to ~0.7 of logits ~32 on the real model). Tests check
-them on every serving dtype, folded and mixed adapters, and padding.
+Through transformers' forward much of a step is per-call machinery (a cache grown by `torch.cat`
+and upcast whole for the fp32 attention, a mask rebuilt every step), not the weights' arithmetic.
+`LlamaSteps` keeps each layer's keys and values in fp32 buffers sized for the whole reply and runs
+the model's own modules in a plain loop; its logits are the forward's (exactly for a lone row, to
+float rounding for a padded batch), which tests check on every serving dtype and adapter mode.
 """
 
 from __future__ import annotations

@@ -1,17 +1,10 @@
 """Serving users' adapters on one base model: folded in for a lone adapter, per row for a mixed batch.
 
-Unfolded, LoRA costs a few small matrix products per adapted layer and token, a third of a one-row
-decoding step of the bundled model. So a batch whose rows all use one adapter (every lone reply)
-runs on folded weights W + s·B·A instead, computed once per loaded adapter and kept with it:
-switching twins is then a pointer swap per layer (tens of microseconds) where re-folding in place
-read and wrote all q/v weights (~5-10 ms). The base weights themselves are never modified, so the
-base and mixed batches see them exactly as loaded. A mixed batch adds each row's own low-rank term
-to the base output of that row.
-
-Cost: one folded copy per loaded adapter, bounded by the adapter LRU. For an int8 serving model the
-copy is int8 (13 MB for the bundled model's q/v), and q/v then decode in int8 like every other
-layer; prompts (many rows) run on the bf16 base weights plus the unfolded low-rank term, exactly.
-For a bf16/fp32 serving model the copy is a folded weight in that dtype (26/53 MB).
+Unfolded, LoRA adds small matrix products to every adapted layer and token, a large share of a
+one-row decoding step; so a batch on one adapter (every lone reply) runs on weights W + s·B·A made
+once per loaded adapter and kept with it (int8 for an int8 model), which makes switching twins a
+pointer swap. The base weights are never modified: a mixed batch adds each row's own low-rank term
+to the base output of that row, as prompts (many rows) do.
 """
 
 from __future__ import annotations

@@ -1,16 +1,10 @@
 """Weight-only int8 for decoding: the layers no adapter touches read half the bytes of bf16.
 
-Decoding one token reads every weight of the model once, and on a CPU that memory traffic, not
-arithmetic, sets the speed: int8 weights with a per-output-channel scale decode ~1.4x faster than
-bf16 on this project's 2-core reference machine (measured in one run, same prompt), while the
-next-token distribution barely moves (KL ~0.01 nats/token). Activations stay bf16.
-
-The int8 kernel only wins for a few rows at a time (decode steps of a batch); on a prompt of
-hundreds of tokens it is 2-3x slower than a bf16 matrix product, so each layer keeps its bf16
-weight for those (+135 MB resident for SmolLM2-135M; the tied output layer shares the embedding's).
-The layers adapters change (`LORA_TARGETS`) are left to `persona.serving.folding`, which gives them their
-own int8 copies, with the serving adapter folded in.
-Training and scoring never quantize (bf16 or fp32 weights, `load_base_model(dtype=...)`).
+Decoding a token reads every weight once, and on a CPU that memory traffic, not arithmetic, sets
+the speed, so int8 weights (one scale per output row) decode faster while the next-token
+distribution barely moves. Over a long prompt the int8 kernel is slower than a bf16 matrix product,
+so each layer keeps its bf16 weight for those; the layers adapters change are left to
+`persona.serving.folding`, and training and scoring never quantize.
 """
 
 from __future__ import annotations

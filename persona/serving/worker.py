@@ -47,10 +47,9 @@ def _malloc_trim() -> Callable[[int], int] | None:
 def release_freed_memory() -> None:
     """Hand the heap memory freed since the last call back to the OS (glibc's malloc_trim; no-op elsewhere).
 
-    Making an adapter's folds frees tens of MB of fp32 temporaries, and glibc kept them: the bot's
-    resident memory grew from ~1.0 to ~1.45 GB over its first 25 cold adapters through an LRU of 8
-    and stayed there. Trimmed after each batch that loaded an adapter or made folds, it stays at
-    ~0.9 GB. A trim takes ~6 ms, after the batch's replies are delivered.
+    Making an adapter's folds frees tens of MB of fp32 temporaries that glibc would otherwise keep,
+    so without a trim the bot's memory grows with every cold adapter although the LRU is bounded.
+    It is called after a batch's replies are delivered, so no reply waits for it.
     """
     trim = _malloc_trim()
     if trim is not None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from persona.examples import build_examples
 from persona.paths import user_training_dirs
 from persona_store import JobState, Store, TrainingJob, User
+from twinbot.logs import STDERR_FD
 from twinbot.settings import Settings, settings_env
 
 log = logging.getLogger(__name__)
@@ -87,8 +88,11 @@ class LocalTrainerProcess:
 
     async def _spawn(self) -> None:
         env = {**os.environ, **settings_env(self.settings)}
+        # Its output is log lines, never the conversation: both streams join the bot's stderr
+        # (the log file when the bot is the console twin).
         self._process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "persona.training", "--worker", env=env, stdin=asyncio.subprocess.DEVNULL
+            sys.executable, "-m", "persona.training", "--worker", env=env, stdin=asyncio.subprocess.DEVNULL,
+            stdout=STDERR_FD,
         )
         log.info("trainer process started (pid %s)", self._process.pid)
 

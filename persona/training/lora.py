@@ -35,19 +35,15 @@ TRAINING_ATTENTION = "eager"
 @dataclass(frozen=True)
 class TrainConfig:
     rank: int = 8
-    # 3e-3 rather than 1e-3: held-out own-line perplexity 1.2-1.4 lower on 300 Office lines
-    # (Michael, Dwight, Pam) and no worse on 1,200 (27.0 vs 27.4; same loss curve, no blow-up).
+    # A twin sees its lines about once, so it needs a brisk rate; 1e-3 learned less (docs/benchmarks.md).
     learning_rate: float = 3e-3
-    # The owner's lines a step, in however many sequences hold them (a sequence carries 1-3 on).
-    # ~6 (two carried-on sequences) rather than 8 single examples: held-out own-line perplexity as
-    # good or better (Michael 26.7 vs 27.5, Pam 28.6 vs 28.8, Dwight 34.3 vs 34.3 at 300 lines);
-    # ~8.5 (three sequences) was worse for two of them. 8-speaker eval: 31.5 vs 31.7 before.
+    # The owner's lines a step, in however many sequences hold them (a sequence carries 1-3 on):
+    # about two carried-on sequences, as good as more single examples and no more tokens.
     batch_lines: int = 6
     epochs: float = 1.0
     max_steps: int = 400
     max_minutes: float = 10.0
-    # 160 rather than 128 tokens, to make room for 2 recalled lines of up to 100 characters
-    # (persona.retrieval): 13-17 % more tokens to train on 300 Office lines.
+    # Room for the recalled lines (persona.retrieval) beside the chat.
     max_tokens: int = 160
     recalled_lines: int = 2
     recalled_chars: int = 100
@@ -59,8 +55,8 @@ class TrainConfig:
 
     @property
     def base_dtype(self) -> torch.dtype:
-        """The dtype to load the frozen base in: with bf16 autocast, bf16 trains as well (same loss to
-        3 decimals) in half the memory, without casting every weight at every step (~5 % of one)."""
+        """The dtype to load the frozen base in: with bf16 autocast, a bf16 base trains as well in half
+        the memory, without casting every weight at every step."""
         return torch.bfloat16 if self.bf16 else torch.float32
 
 
@@ -86,9 +82,8 @@ def learning_rate_factor(step: int, done: float) -> float:
     """Warm up over 10 steps, then decay linearly to a tenth by the end of the run, `done` (0-1) being
     how far the run is by its steps or by its time budget, whichever ends it first.
 
-    A decay planned over the steps alone left a run the budget stopped early on a high learning
-    rate: 2,000 Office lines stop at ~82 % of their steps in the default 5 minutes, and a trainer
-    starved by a busy bot far earlier.
+    A decay planned over the steps alone left a run the budget stopped early (a large history, or a
+    trainer starved by a busy bot) on a high learning rate.
     """
     return min(1.0, (step + 1) / 10) * max(0.1, 1 - done)
 
@@ -119,9 +114,9 @@ def encode(tokenizer: PreTrainedTokenizerBase, owner_name: str, examples: list[E
 
     An example whose context holds the previous example's line carries that example's sequence on
     (up to CHAINED_TOKENS_FACTOR x `max_tokens`) rather than starting a new one: in a busy chat the
-    owner speaks every few turns, and repeating the turns two examples share was ~25 % of the tokens
-    of 2,000 Office lines. Each line is still learned once, after at least the turns it would have
-    had alone (unless those were cut to fit the earlier example), as replies see longer chats too.
+    owner speaks every few turns, and repeating the turns two examples share wastes tokens. Each line
+    is still learned once, after at least the turns it would have had alone (unless those were cut to
+    fit the earlier example), as replies see longer chats too.
     """
     sequences: list[tuple[list[int], list[int]]] = []
     for example in examples:
@@ -208,11 +203,10 @@ def shared_prefix_length(batch: dict[str, torch.Tensor]) -> int:
 def labelled_nll(causal_lm: PreTrainedModel, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Negative log-likelihood of each labelled token under `causal_lm`, and the batch row it belongs to.
 
-    Only the owner's words carry labels (a few of a hundred tokens), so the 49k-wide vocabulary
-    projection runs on those positions alone: projecting every prompt token as well was half of
-    the cost of a training step, and most of its memory. The prefix all rows share runs once, for
-    one row, and the rows continue from its keys and values (repeated, so gradients flow back into
-    it): the same values as running every row whole (to float rounding), 20 % less time a step.
+    Only the owner's words carry labels (a few of a hundred tokens), so the vocabulary projection,
+    the costliest part of a step, runs on those positions alone. The prefix all rows share runs once,
+    for one row, and the rows continue from its keys and values (repeated, so gradients flow back
+    into it): the same values as running every row whole, to float rounding, in less time.
     """
     ids, mask = batch["input_ids"], batch["attention_mask"]
     start = shared_prefix_length(batch)
@@ -299,9 +293,8 @@ def train_adapter(
     if not encoded:
         raise ValueError("no training examples")
     torch.manual_seed(cfg.seed)
-    # transformers' eager attention in bf16 rather than our fp32 SDPA: the SDPA CPU kernel's
-    # backward pass cost a fifth of a step; eager steps are ~12 % faster (paired, 2,000 Office
-    # lines) and the batch losses agree to ~0.01 nats.
+    # transformers' eager attention in bf16 rather than our fp32 SDPA, whose CPU backward pass is
+    # slow; the losses agree.
     base.set_attn_implementation(TRAINING_ATTENTION)
     model = get_peft_model(base, lora_config(cfg.rank, cfg.targets))
     model.train()

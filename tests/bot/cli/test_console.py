@@ -40,3 +40,24 @@ def test_every_command_works_in_the_console(tmp_path: Path, console_env: dict[st
 def test_end_of_input_ends_cleanly(tmp_path: Path, console_env: dict[str, str]) -> None:
     result = twinbot("run", cwd=tmp_path, env=console_env, stdin="/consent\n")
     assert result.returncode == 0 and "Your consent now" in result.stdout and result.stdout.rstrip().endswith("bye")
+
+
+def test_the_terminal_shows_the_conversation_only(tmp_path: Path, console_env: dict[str, str]) -> None:
+    result = twinbot("run", cwd=tmp_path, env=console_env, stdin="/consent learn\nhello twin\nhi again\nexit\n",
+                     merge_stderr=True)
+    lines = result.stdout.splitlines()
+    assert result.returncode == 0, result.stdout
+    assert lines[0].startswith("twinbot console — you are 'sam'") and lines[-1] == "bye"
+    assert lines[1:4] == ["Done.", "learn: on — I learn from your messages",
+                          "share: off — only you can talk to your twin"]
+    replies = lines[4:-1]
+    assert len(replies) == 2, result.stdout
+    assert all(r.startswith("sam (twin): ") or "sam's twin had nothing to say" in r for r in replies), result.stdout
+    log = (tmp_path / "data" / "logs" / "twinbot.log").read_text()
+    assert "trainer process started" in log and "past_key_values" not in log
+
+
+def test_verbose_run_logs_to_stderr(tmp_path: Path, console_env: dict[str, str]) -> None:
+    result = twinbot("run", "--verbose", cwd=tmp_path, env=console_env, stdin="exit\n")
+    assert result.returncode == 0 and "trainer process started" in result.stderr
+    assert "INFO" not in result.stdout and not (tmp_path / "data" / "logs" / "twinbot.log").exists()

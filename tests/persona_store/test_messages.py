@@ -1,0 +1,51 @@
+"""Stored messages: dedupe on reimport, ownership per user, and a search that keeps to the owner's own lines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from persona_store import open_store
+from tests.persona_store.rows import message
+
+
+async def test_reimport_adds_nothing_and_counts_duplicates(tmp_path: Path) -> None:
+    async with open_store(tmp_path / "db.sqlite3") as store:
+        user = await store.users.get_or_create("console", "me", "Me")
+        batch = [message(user.id, i) for i in range(100)]
+        first = await store.messages.add_many(batch)
+        again = await store.messages.add_many(batch[50:] + [message(user.id, 100)])
+        assert (first.added, first.duplicates) == (100, 0)
+        assert (again.added, again.duplicates) == (1, 50)
+        assert (await store.messages.counts(user.id))[0] == 101
+
+
+async def test_same_chat_imported_by_two_users_belongs_to_each(tmp_path: Path) -> None:
+    async with open_store(tmp_path / "db.sqlite3") as store:
+        ana = await store.users.get_or_create("console", "ana", "Ana")
+        bo = await store.users.get_or_create("console", "bo", "Bo")
+        await store.messages.add_many([message(ana.id, 1)])
+        result = await store.messages.add_many([message(bo.id, 1, own=False)])
+        assert result.added == 1
+        await store.delete_user(ana.id)
+        assert len(await store.messages.for_training(bo.id)) == 1
+
+
+async def test_similar_searches_only_the_owners_own_lines_and_respects_dm_scope(tmp_path: Path) -> None:
+    async with open_store(tmp_path / "db.sqlite3") as store:
+        me = await store.users.get_or_create("console", "me", "Me")
+        other = await store.users.get_or_create("console", "other", "Other")
+        await store.messages.add_many(
+            [
+                message(me.id, 1, "I love sourdough bread"),
+                message(me.id, 2, "sourdough secrets from my DM", dm=True, chat="dm"),
+                message(me.id, 3, "friends talk about sourdough too", own=False),
+                message(me.id, 4, "completely unrelated"),
+                message(other.id, 5, "other user sourdough"),
+            ]
+        )
+        in_group = await store.messages.similar(me.id, "Sourdough?!", 10, include_dm=False)
+        in_dm = await store.messages.similar(me.id, "sourdough", 10, include_dm=True)
+        assert [m.message_id for m in in_group] == ["1"]
+        assert sorted(m.message_id for m in in_dm) == ["1", "2"]
+        # User text is never FTS syntax.
+        assert await store.messages.similar(me.id, 'NEAR( "" * OR AND', 5, include_dm=True) == []
