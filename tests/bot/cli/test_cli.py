@@ -31,6 +31,12 @@ def test_bad_setting_exits_2_naming_the_variable(tmp_path: Path) -> None:
     assert_one_line_error(result, "invalid setting MAX_NEW_TOKENS", code=2)
 
 
+def test_run_refuses_a_webhook_without_a_secret(tmp_path: Path) -> None:
+    env = {"TELEGRAM_TOKEN": "4242:token", "TELEGRAM_WEBHOOK_URL": "https://bot.example.org/tg"}
+    result = twinbot("run", cwd=tmp_path, env=env, timeout=60)
+    assert_one_line_error(result, "invalid setting TELEGRAM_WEBHOOK_SECRET: required when TELEGRAM_WEBHOOK_URL", 2)
+
+
 def test_unknown_setting_in_dotenv(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("TELEGRAM_TOKN=1\n")
     assert_one_line_error(twinbot("status", "--user", "ana", cwd=tmp_path), "unknown setting TELEGRAM_TOKN", code=2)
