@@ -40,3 +40,13 @@ def test_every_command_works_in_the_console(tmp_path: Path, console_env: dict[st
 def test_end_of_input_ends_cleanly(tmp_path: Path, console_env: dict[str, str]) -> None:
     result = twinbot("run", cwd=tmp_path, env=console_env, stdin="/consent\n")
     assert result.returncode == 0 and "Your consent now" in result.stdout and result.stdout.rstrip().endswith("bye")
+
+
+def test_chat_exits_non_zero_when_a_line_gets_no_reply(tmp_path: Path, console_env: dict[str, str]) -> None:
+    twinbot("consent", "--user", "sam", "learn", cwd=tmp_path, env=console_env)
+    limited = {**console_env, "TWIN_REPLIES_PER_MINUTE": "1"}
+    result = twinbot("chat", "--user", "sam", cwd=tmp_path, env=limited, stdin="hello\nhello again\n")
+    assert result.returncode == 1, result.stderr
+    assert "sam (twin): " in result.stdout or "had nothing to say" in result.stderr
+    assert result.stderr.count("twinbot: Easy there: too many twin replies") == 1, result.stderr
+
