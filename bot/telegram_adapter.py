@@ -53,7 +53,11 @@ class _FromPerson(filters.MessageFilter):
 
 FROM_PERSON = filters.UpdateType.MESSAGE & _FromPerson()
 IMPORT_DOCUMENT = filters.Document.ALL & (filters.ChatType.PRIVATE | filters.CaptionRegex(r"^/import(@\w+)?\b"))
-"""A document is an import when sent in a private chat, or with the caption /import in a group."""
+"""A document is an import when sent in a private chat; with the caption /import in a group it is refused."""
+EXPORT_IN_GROUP = (
+    "I don't read exports posted in a group, where everyone can see them, and I didn't read this one. "
+    "Send the file to me here, in our private chat (and you may want to delete it from the group)."
+)
 
 
 def _request(base_url: str | None) -> HTTPXRequest:
@@ -161,7 +165,8 @@ class TelegramAdapter:
 
     # --- translation ------------------------------------------------------------------------------
 
-    def _outbox(self, message: Message) -> TelegramOutbox:
+    def _outbox(self, message: Message, private: bool = False) -> TelegramOutbox:
+        """Answers to `message`; `private` ones (a private command's) go to the user's private chat from a group."""
         in_group = message.chat.type != "private"
         return TelegramOutbox(
             self.app.bot,
@@ -169,14 +174,19 @@ class TelegramAdapter:
             thread_id=message.message_thread_id if message.is_topic_message else None,
             quote=message.message_id if in_group else None,
             private_user_id=message.from_user.id if in_group and message.from_user else None,
+            private=private,
         )
+
+    def _is_private(self, command: str) -> bool:
+        spec = self.layer.spec(command)
+        return spec is not None and spec.private
 
     async def _on_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
         event = message_event(message, self.app.bot)
         invocation = self.layer.parse_text_command(event)
         if invocation is not None:
-            await self.layer.dispatch(invocation, self._outbox(message))
+            await self.layer.dispatch(invocation, self._outbox(message, self._is_private(invocation.command)))
 
     async def _on_start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
@@ -195,7 +205,10 @@ class TelegramAdapter:
             await self.layer.dispatch(Invocation(name, {}, event), self._outbox(message))
 
     async def _on_document(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """An export sent to the bot: the caption (if any) holds /import's options, e.g. `as:Ana`."""
+        """An export sent to the bot: the caption (if any) holds /import's options, e.g. `as:Ana`.
+
+        One posted in a group is never read: the user is asked, privately, to send it in private.
+        """
         message = update.effective_message
         event = message_event(message, self.app.bot)
         options = event.text
@@ -204,7 +217,10 @@ class TelegramAdapter:
             name, addressee, options = parts
             if name != "import" or not self._is_ours(addressee):
                 return
-        out = self._outbox(message)
+        out = self._outbox(message, self._is_private("import"))
+        if not event.is_dm:
+            await out.send(Reply(EXPORT_IN_GROUP, kind="error"))
+            return
         if too_big_to_download(event):
             await out.send(Reply(f"Telegram lets bots download files up to {DOWNLOAD_LIMIT // 1_000_000} MB, and "
                                  "that one is bigger. Import it with `twinbot import` on the server instead.",
