@@ -158,6 +158,20 @@ async def test_train_and_twin_answer_with_clear_messages(rig: TelegramRig) -> No
     assert "don't know a twin" in unknown.text
 
 
+async def test_a_twin_is_named_by_id_and_a_taken_name_is_refused(rig: TelegramRig) -> None:
+    """Mallory, with no username, names herself "ana" before Ana arrives: `/twin @ana` must not reach her."""
+    mallory = type(rig.ana)(13, "ana")
+    for user, scopes in ((mallory, ("learn", "share")), (rig.ana, ("learn",))):
+        for scope in scopes:
+            await rig.say(user, rig.dm(user), f"/consent {scope}")
+    (refused,) = await rig.say(rig.bo, rig.group, "/twin @ana hi")
+    assert refused.text == "2 people are called ana here; mention the one you mean so I know whose twin."
+    (by_id,) = await rig.say(rig.bo, rig.group, "/twin ana hi", text_mentions=((mallory, "ana"),))
+    assert "Talking to twins (the language model) is not available" in by_id.text  # Mallory's, shared
+    (unshared,) = await rig.say(rig.bo, rig.group, "/twin @11 hi")
+    assert "ana hasn't shared their twin" in unshared.text  # Ana's, by her id
+
+
 async def test_twin_replies_never_ping_and_long_text_is_split(rig: TelegramRig) -> None:
     outbox = TelegramOutbox(rig.adapter.app.bot, rig.group.id)
     mark = rig.fake.mark()
