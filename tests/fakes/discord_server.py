@@ -64,7 +64,7 @@ class FakeDiscord:
         self.attachments: dict[str, bytes] = {}
         self.fail_files = False
         self.thinking: dict[str, bool] = {}
-        """Interaction token -> the visibility (ephemeral?) of its deferral's message, while no follow-up replaced it."""
+        """Interaction token -> whether its deferral's message is ephemeral, until a follow-up replaces it."""
 
     @property
     def api(self) -> str:
