@@ -35,11 +35,12 @@ class CliOutbox(ConsoleOutbox):
         self.out_path = out_path
         self.failed: str | None = None
 
-    async def send(self, reply: Reply):  # noqa: ANN201 - ConsoleMessage
+    def show(self, reply: Reply) -> None:
+        """An error, sent or edited into a progress message, is kept for `twinbot: …` and the exit status."""
         if reply.kind == "error":
             self.failed = reply.text
-            return await super().send(Reply())
-        return await super().send(reply)
+        else:
+            super().show(reply)
 
     async def save(self, item: OutFile) -> Path:
         if self.out_path is None:
@@ -81,22 +82,26 @@ async def run_command(settings: Settings, user: str, job: Job, out_path: Path | 
 
 
 async def chat(settings: Settings, user: str) -> int:
-    """One twin reply per stdin line, for scripts (lines are not stored: this is not the user talking)."""
+    """One twin reply per stdin line, for scripts (lines are not stored: this is not the user talking).
+
+    A line that gets no reply is reported as `twinbot: …` and the exit status is 1, so scripts can tell.
+    """
     async with open_services(settings, with_avatars=False, with_trainer=False) as services:
         if await services.store.users.lookup("console", user) is None:
             raise CliError(f"unknown user {user!r}")
         layer = CommandLayer(settings, services)
         outbox = CliOutbox(None)
+        status = 0
         try:
             for line in sys.stdin:
                 if line.strip():
                     await layer.dispatch(Invocation("twin", {"text": line.strip()}, console_event(user)), outbox)
                     if outbox.failed:
                         print(f"twinbot: {outbox.failed}", file=sys.stderr)
-                        outbox.failed = None
+                        outbox.failed, status = None, 1
         finally:
             await layer.close()
-    return 0
+    return status
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -46,7 +46,7 @@ class ConsoleMessage:
     message_id: str | None
 
     async def edit(self, reply: Reply) -> None:
-        self.console.write(render_text(reply))
+        self.console.show(reply)
 
 
 class ConsoleOutbox:
@@ -66,9 +66,13 @@ class ConsoleOutbox:
         self.out.write(prompt)
         self.out.flush()
 
-    async def send(self, reply: Reply) -> ConsoleMessage:
+    def show(self, reply: Reply) -> None:
+        """Print the text of a reply, sent or edited in."""
         if reply.text:
             self.write(render_text(reply))
+
+    async def send(self, reply: Reply) -> ConsoleMessage:
+        self.show(reply)
         for item in (*reply.images, *reply.files):
             self.write(f"[saved {await self.save(item)}]")
         return ConsoleMessage(self, f"console-out-{next(self._ids)}")

@@ -19,6 +19,7 @@ import discord
 from discord import app_commands
 
 from bot.commands import Attachment, CommandLayer, CommandSpec, Event, Invocation, OutFile, Reply
+from bot.commands.layer import UNEXPECTED
 from twinbot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -82,18 +83,30 @@ class DiscordMessage:
 
 
 class InteractionOutbox:
-    """Follow-ups of a deferred interaction (valid 15 minutes); private commands answer ephemerally."""
+    """Follow-ups of a deferred interaction (valid 15 minutes); private commands and errors answer ephemerally.
+
+    Discord shows the first follow-up in place of the deferral's "thinking…" message, with the deferral's
+    visibility whatever the follow-up asks. So an ephemeral answer to a public command deletes that
+    message first and goes out as a message of its own, seen by the caller alone.
+    """
 
     def __init__(self, interaction: discord.Interaction, private: bool) -> None:
         self.interaction = interaction
         self.private = private
+        self.thinking = True
+        """The deferral's message still waits for the first follow-up to replace it."""
 
     async def send(self, reply: Reply) -> DiscordMessage:
+        ephemeral = self.private or reply.ephemeral or reply.kind == "error"
+        if ephemeral and not self.private and self.thinking:
+            await self.interaction.delete_original_response()
+            self.thinking = False
         sent = None
         for part in message_parts(reply):
             sent = await self.interaction.followup.send(
-                **part, ephemeral=self.private or reply.ephemeral, allowed_mentions=NO_MENTIONS, wait=True
+                **part, ephemeral=ephemeral, allowed_mentions=NO_MENTIONS, wait=True
             )
+            self.thinking = False
         return DiscordMessage(sent)
 
     @contextlib.asynccontextmanager
@@ -204,6 +217,7 @@ class DiscordAdapter:
         )
 
     async def _run_command(self, spec: CommandSpec, interaction: discord.Interaction, values: dict) -> None:
+        outbox = interaction.extras["outbox"] = InteractionOutbox(interaction, spec.private)
         await interaction.response.defer(thinking=True, ephemeral=spec.private)
         args: dict[str, Any] = {}
         for name, value in values.items():
@@ -215,7 +229,7 @@ class DiscordAdapter:
                 args[name] = value
         event = self.event(author=interaction.user, channel=interaction.channel, text=f"/{spec.name}",
                            message_id=None)
-        await self.layer.dispatch(Invocation(spec.name, args, event), InteractionOutbox(interaction, spec.private))
+        await self.layer.dispatch(Invocation(spec.name, args, event), outbox)
 
     async def on_message(self, message: discord.Message) -> None:
         if message.author.bot or self.client.user is None:
@@ -233,10 +247,10 @@ class DiscordAdapter:
         await self.layer.on_message(event, ChannelOutbox(message.channel, message))
 
     async def _on_tree_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        """A failure outside the layer: log it and tell the caller alone, through the command's outbox if deferred."""
         log.error("slash command failed", exc_info=error)
         with contextlib.suppress(discord.HTTPException):
-            text = "Something went wrong on my side; it has been logged. Please try again."
             if interaction.response.is_done():
-                await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+                await interaction.extras["outbox"].send(Reply(UNEXPECTED, ephemeral=True, kind="error"))
             else:
-                await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+                await interaction.response.send_message(UNEXPECTED, ephemeral=True, allowed_mentions=NO_MENTIONS)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from dataclasses import replace
 from urllib.parse import urlsplit
 
@@ -32,7 +31,7 @@ from bot.commands.layer import UNEXPECTED
 from bot.telegram_events import DOWNLOAD_LIMIT, message_event, too_big_to_download
 from bot.telegram_outbox import TelegramOutbox
 from bot.telegram_pacing import ChatOrderedUpdates, ChatRateLimiter
-from twinbot.settings import Settings
+from twinbot.settings import Settings, webhook_secret_problem
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +40,6 @@ ALLOWED_UPDATES = [Update.MESSAGE]
 """Only new messages: edits, channel posts, reactions and the rest are not for twins."""
 START_COMMAND = "start"
 """Every Telegram user's first message to a bot; it gets the help text."""
-_SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -55,7 +53,11 @@ class _FromPerson(filters.MessageFilter):
 
 FROM_PERSON = filters.UpdateType.MESSAGE & _FromPerson()
 IMPORT_DOCUMENT = filters.Document.ALL & (filters.ChatType.PRIVATE | filters.CaptionRegex(r"^/import(@\w+)?\b"))
-"""A document is an import when sent in a private chat, or with the caption /import in a group."""
+"""A document is an import when sent in a private chat; with the caption /import in a group it is refused."""
+EXPORT_IN_GROUP = (
+    "I don't read exports posted in a group, where everyone can see them, and I didn't read this one. "
+    "Send the file to me here, in our private chat (and you may want to delete it from the group)."
+)
 
 
 def _request(base_url: str | None) -> HTTPXRequest:
@@ -81,9 +83,9 @@ class TelegramAdapter:
         flood limits (tests); `webhook_listen` is the address the webhook server binds."""
         if settings.telegram_token is None:
             raise ValueError("TELEGRAM_TOKEN is not set")
-        secret = settings.telegram_webhook_secret
-        if secret is not None and not _SECRET_TOKEN.match(secret.get_secret_value()):
-            raise ValueError("TELEGRAM_WEBHOOK_SECRET may only use A-Z, a-z, 0-9, _ and - (1 to 256 characters)")
+        problem = webhook_secret_problem(settings.telegram_webhook_url, settings.telegram_webhook_secret)
+        if problem:  # settings built in code skip validation; an open webhook must still never start
+            raise ValueError(f"TELEGRAM_WEBHOOK_SECRET {problem}")
         self.settings = settings
         self.layer = layer
         self.webhook_listen = webhook_listen
@@ -137,14 +139,13 @@ class TelegramAdapter:
             await updater.start_polling(timeout=POLL_TIMEOUT_S, allowed_updates=ALLOWED_UPDATES)
             return
         secret = self.settings.telegram_webhook_secret
-        if secret is None:
-            log.warning("TELEGRAM_WEBHOOK_SECRET is not set: anyone who finds the webhook URL can post updates")
+        assert secret is not None  # checked in __init__
         await updater.start_webhook(
             listen=self.webhook_listen,
             port=self.settings.telegram_webhook_port,
             url_path=urlsplit(url).path.lstrip("/"),
             webhook_url=url,
-            secret_token=secret.get_secret_value() if secret else None,
+            secret_token=secret.get_secret_value(),
             allowed_updates=ALLOWED_UPDATES,
         )
 
@@ -164,7 +165,8 @@ class TelegramAdapter:
 
     # --- translation ------------------------------------------------------------------------------
 
-    def _outbox(self, message: Message) -> TelegramOutbox:
+    def _outbox(self, message: Message, private: bool = False) -> TelegramOutbox:
+        """Answers to `message`; `private` ones (a private command's) go to the user's private chat from a group."""
         in_group = message.chat.type != "private"
         return TelegramOutbox(
             self.app.bot,
@@ -172,14 +174,19 @@ class TelegramAdapter:
             thread_id=message.message_thread_id if message.is_topic_message else None,
             quote=message.message_id if in_group else None,
             private_user_id=message.from_user.id if in_group and message.from_user else None,
+            private=private,
         )
+
+    def _is_private(self, command: str) -> bool:
+        spec = self.layer.spec(command)
+        return spec is not None and spec.private
 
     async def _on_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
         event = message_event(message, self.app.bot)
         invocation = self.layer.parse_text_command(event)
         if invocation is not None:
-            await self.layer.dispatch(invocation, self._outbox(message))
+            await self.layer.dispatch(invocation, self._outbox(message, self._is_private(invocation.command)))
 
     async def _on_start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
@@ -198,7 +205,10 @@ class TelegramAdapter:
             await self.layer.dispatch(Invocation(name, {}, event), self._outbox(message))
 
     async def _on_document(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """An export sent to the bot: the caption (if any) holds /import's options, e.g. `as:Ana`."""
+        """An export sent to the bot: the caption (if any) holds /import's options, e.g. `as:Ana`.
+
+        One posted in a group is never read: the user is asked, privately, to send it in private.
+        """
         message = update.effective_message
         event = message_event(message, self.app.bot)
         options = event.text
@@ -207,7 +217,10 @@ class TelegramAdapter:
             name, addressee, options = parts
             if name != "import" or not self._is_ours(addressee):
                 return
-        out = self._outbox(message)
+        out = self._outbox(message, self._is_private("import"))
+        if not event.is_dm:
+            await out.send(Reply(EXPORT_IN_GROUP, kind="error"))
+            return
         if too_big_to_download(event):
             await out.send(Reply(f"Telegram lets bots download files up to {DOWNLOAD_LIMIT // 1_000_000} MB, and "
                                  "that one is bigger. Import it with `twinbot import` on the server instead.",

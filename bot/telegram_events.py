@@ -3,7 +3,8 @@
 Who wrote (their @username, else their name, is how others name their twin), where (a private
 chat is a DM), which message it answers, whether it mentions the bot, whom else it mentions
 (`@ana`, or a text mention of someone without a username), and any document, downloaded only
-when the layer asks for it.
+when the layer asks for it. In a command, a text mention becomes `@<user id>`, so `/twin` names
+that person by id rather than by a name anyone can take.
 """
 
 from __future__ import annotations
@@ -40,7 +41,10 @@ def message_event(message: Message, bot: Bot) -> Event:
             mentions_bot = True
         else:
             others.append(shown.removeprefix("@"))
-    if mentions_bot and not text.startswith("/"):
+    if text.startswith("/"):
+        people = [e for e in entities if e.type == MessageEntity.TEXT_MENTION and e.user and e.user.id != bot.id]
+        text = with_mention_ids(text, people)
+    elif mentions_bot:
         # "@twinbot how are you" says "how are you" to a twin; the handle is addressing, not content.
         text = re.sub(rf"\s*@{re.escape(bot.username)}\b", "", text, flags=re.IGNORECASE).strip()
     replied = message.reply_to_message
@@ -58,6 +62,15 @@ def message_event(message: Message, bot: Bot) -> Event:
         mentioned_user_ids=tuple(others),
         ts=message.date.timestamp() if message.date else None,
     )
+
+
+def with_mention_ids(text: str, mentions: list[MessageEntity]) -> str:
+    """`text` with each text mention's span replaced by `@<user id>` (entity offsets count UTF-16 units)."""
+    units = text.encode("utf-16-le")
+    for entity in sorted(mentions, key=lambda e: e.offset, reverse=True):
+        start, end = 2 * entity.offset, 2 * (entity.offset + entity.length)
+        units = units[:start] + f"@{entity.user.id}".encode("utf-16-le") + units[end:]
+    return units.decode("utf-16-le")
 
 
 def document_attachment(document: Document, bot: Bot) -> Attachment:

@@ -4,8 +4,9 @@ Text is split at Telegram's limit (counted in UTF-16 units, as Telegram counts);
 photos (GIF morphs as animations) with the text as caption when it fits; files go as documents;
 "typing…" is renewed while a twin thinks; progress messages are edited in place. A twin's words are
 sent silently, quote nobody and have every @mention defused, so a twin can never notify anyone.
-Telegram has no ephemeral messages, so in a group a private answer (/status, /export) goes to the
-user's private chat with the bot instead.
+Telegram has no ephemeral messages, so in a group every answer of a private command (/consent,
+/status, /import, /export, /forget: their errors and progress too) goes to the user's private chat
+with the bot instead, with a pointer in the group.
 """
 
 from __future__ import annotations
@@ -134,10 +135,13 @@ class TelegramOutbox:
     """The user's message, quoted by answers in groups so it is clear whom they answer."""
     private_user_id: int | None = None
     """In a group: the user, whose private chat receives answers meant for them only."""
+    private: bool = False
+    """The command is private (`CommandSpec.private`): every answer is for the user only."""
     typing_every_s: float = TYPING_RENEW_S
 
     async def send(self, reply: Reply) -> TelegramMessage:
-        if reply.ephemeral and reply.kind != "error" and self.private_user_id is not None:
+        for_user_only = self.private or (reply.ephemeral and reply.kind != "error")
+        if for_user_only and self.private_user_id is not None:
             return await self._send_privately(reply, self.private_user_id)
         return await self.deliver(self.chat_id, reply, quote=self.quote, thread_id=self.thread_id)
 

@@ -40,15 +40,28 @@ class Users:
         row = await self._db.fetchone("SELECT * FROM users WHERE id = ?", (user_id,))
         return _user(row) if row else None
 
-    async def find(self, platform: str, name_or_id: str) -> User | None:
-        """A user named by platform id or display name (case-insensitive, a leading @ ignored)."""
-        key = name_or_id.strip().removeprefix("@")
-        row = await self._db.fetchone(
-            "SELECT * FROM users WHERE platform = ? AND (platform_user_id = ? OR lower(display_name) = lower(?))"
-            " ORDER BY platform_user_id = ? DESC, id LIMIT 1",
-            (platform, key, key, key),
+    async def named(self, platform: str, name: str) -> list[User]:
+        """Every user of the platform whose display name is `name` (whole, case-insensitive), oldest first.
+
+        Display names are chosen freely and not unique, so more than one is possible: callers must not guess.
+        """
+        rows = await self._db.fetchall(
+            "SELECT * FROM users WHERE platform = ? AND lower(display_name) = lower(?) ORDER BY id",
+            (platform, name),
         )
-        return _user(row) if row else None
+        return [_user(row) for row in rows]
+
+    async def find(self, platform: str, name_or_id: str) -> User | None:
+        """The user with this platform id, else the only one with this display name (a leading @ ignored).
+
+        None when nobody, or several people, have that name.
+        """
+        key = name_or_id.strip().removeprefix("@")
+        user = await self.lookup(platform, key)
+        if user is not None:
+            return user
+        named = await self.named(platform, key)
+        return named[0] if len(named) == 1 else None
 
     async def delete(self, user_id: int) -> int:
         """Remove the user; every row that references them goes with it (ON DELETE CASCADE)."""

@@ -7,13 +7,16 @@ and the adapters all read it. Variable names carry no prefix so that the usual n
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import Annotated
+
+_WEBHOOK_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
 
 class SettingsError(Exception):
@@ -40,7 +43,7 @@ class Settings(BaseSettings):
     discord_capture_messages: bool = False
     telegram_token: SecretStr | None = None
     telegram_webhook_url: str | None = None
-    telegram_webhook_secret: SecretStr | None = None
+    telegram_webhook_secret: SecretStr | None = Field(default=None, validate_default=True)
     telegram_webhook_port: int = Field(default=8443, ge=1, le=65535)
     console_user: str = "me"
     console_files_dir: Path = Path("console-files")
@@ -94,6 +97,15 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.replace(";", ",").split(",") if part.strip()]
         return value
 
+    @field_validator("telegram_webhook_secret")
+    @classmethod
+    def _check_webhook_secret(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        """A webhook without a secret takes forged updates from anyone who finds its URL, so none starts."""
+        problem = webhook_secret_problem(info.data.get("telegram_webhook_url"), value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
     @cached_property
     def db_path(self) -> Path:
         return self.data_dir / "twinbot.sqlite3"
@@ -114,6 +126,15 @@ class Settings(BaseSettings):
     def log_file(self) -> Path:
         """Where the console twin's logs go, so that its terminal shows the conversation only."""
         return self.data_dir / "logs" / "twinbot.log"
+
+
+def webhook_secret_problem(url: str | None, secret: SecretStr | None) -> str | None:
+    """Why this webhook secret cannot serve (missing with a webhook URL, or characters Telegram refuses), or None."""
+    if secret is None:
+        return "required when TELEGRAM_WEBHOOK_URL is set (Telegram sends it with every update)" if url else None
+    if not _WEBHOOK_SECRET.match(secret.get_secret_value()):
+        return "may only use A-Z, a-z, 0-9, _ and - (1 to 256 characters)"
+    return None
 
 
 def settings_env(settings: Settings, *, with_secrets: bool = False) -> dict[str, str]:
@@ -137,4 +158,5 @@ def load_settings(**overrides: object) -> Settings:
         name = ".".join(str(part) for part in first["loc"]).upper() or "settings"
         if first["type"] == "extra_forbidden":
             raise SettingsError(f"unknown setting {name} (see .env.example)") from None
-        raise SettingsError(f"invalid setting {name}: {first['msg']}") from None
+        message = first["msg"].removeprefix("Value error, ")
+        raise SettingsError(f"invalid setting {name}: {message}") from None

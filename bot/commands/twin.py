@@ -15,18 +15,32 @@ HISTORY_TURNS = 12
 
 
 async def resolve_owner(ctx: CommandContext, event: Event, who: str | None) -> User:
-    """The twin's owner: the named user (platform id or display name), else the speaker themself."""
+    """The twin's owner: the named user, else the speaker themself."""
     if who:
-        owner = await ctx.store.users.find(event.platform, who)
-        if owner is None:
-            raise UserError(f"I don't know a twin called {who!r} here.")
-        return owner
+        return await named_owner(ctx, event.platform, who)
     owner = await ctx.known_user(event)
     if owner is None:
         raise UserError(
             "You don't have a twin yet. /consent learn lets me learn from your messages; /import brings your history."
         )
     return owner
+
+
+async def named_owner(ctx: CommandContext, platform: str, who: str) -> User:
+    """The user `who` names: by platform id (what mentions carry), else by a name only one person has here.
+
+    Anyone can take another's display name, so a shared name is refused rather than guessed.
+    """
+    key = who.strip().removeprefix("@")
+    owner = await ctx.store.users.lookup(platform, key)
+    if owner is not None:
+        return owner
+    named = await ctx.store.users.named(platform, key)
+    if len(named) > 1:
+        raise UserError(f"{len(named)} people are called {key} here; mention the one you mean so I know whose twin.")
+    if not named:
+        raise UserError(f"I don't know a twin called {who!r} here.")
+    return named[0]
 
 
 async def talk(ctx: CommandContext, event: Event, owner: User, text: str, out: Outbox) -> None:

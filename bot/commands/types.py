@@ -39,7 +39,8 @@ class Event:
     """The message this one answers, if any; the layer knows which of those a twin wrote."""
     mentions_bot: bool = False
     mentioned_user_ids: tuple[str, ...] = ()
-    """Other users mentioned (platform ids): `@bot @ana hi` talks to Ana's twin."""
+    """Other users mentioned (platform ids, or a @handle where the platform gives none): `@bot @ana hi`
+    talks to Ana's twin."""
     ts: float | None = None
 
 

@@ -88,7 +88,7 @@ async def import_(ctx: CommandContext, inv: Invocation, out: Outbox) -> None:
         )
     except NeedParticipant as exc:
         ctx.pending_imports[key] = path
-        await message.edit(Reply(str(exc), kind="info"))
+        await message.edit(Reply(str(exc), kind="error"))  # nothing is imported until they say who they are
         return
     except ImportFailed as exc:
         ctx.pending_imports.pop(key, None)

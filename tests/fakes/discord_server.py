@@ -2,7 +2,9 @@
 
 The gateway says HELLO, takes IDENTIFY, sends READY and one GUILD_CREATE, acks heartbeats, and lets
 a test dispatch INTERACTION_CREATE and MESSAGE_CREATE. REST records every request (payload,
-files, allowed_mentions) and answers the routes twinbot uses.
+files, allowed_mentions) and answers the routes twinbot uses. As on Discord, the first follow-up
+of a deferred interaction replaces its "thinking…" message and so keeps the deferral's visibility,
+whatever flags it asks for, unless that message was deleted first.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ class Request:
     files: dict[str, bytes] = field(default_factory=dict)
     query: dict[str, str] = field(default_factory=dict)
     created_id: str | None = None  # the id the fake gave a message this request created
+    ephemeral: bool | None = None
+    """Whether the message this request created or edited is shown to the caller alone (Discord decides)."""
 
 
 class FakeDiscord:
@@ -59,6 +63,8 @@ class FakeDiscord:
         self.changed = asyncio.Event()
         self.attachments: dict[str, bytes] = {}
         self.fail_files = False
+        self.thinking: dict[str, bool] = {}
+        """Interaction token -> whether its deferral's message is ephemeral, until a follow-up replaces it."""
 
     @property
     def api(self) -> str:
@@ -227,20 +233,35 @@ class FakeDiscord:
             return self._callback(path, body)
         if path.endswith("/typing"):
             return web.Response(status=204)
+        if request.method == "DELETE" and path.startswith("/webhooks/") and path.endswith("/messages/@original"):
+            self.thinking.pop(path.split("/")[3], None)
+            return web.Response(status=204)
         if request.method in ("POST", "PATCH") and ("/webhooks/" in path or path.endswith("/messages")
                                                      or "/messages/" in path):
             message_id = path.rsplit("/", 1)[-1] if request.method == "PATCH" else self.next_id()
             self.requests[-1].created_id = message_id
+            flags = self._shown_flags(path, body or {}) if request.method == "POST" else 0
+            if request.method == "POST":
+                self.requests[-1].ephemeral = bool(flags & 64)
             content = (body or {}).get("content") or ""
-            return _json(self.message_payload(message_id, BOT_USER, content,
-                                                          embeds=(body or {}).get("embeds") or []))
+            return _json(self.message_payload(message_id, BOT_USER, content, flags=flags,
+                                              embeds=(body or {}).get("embeds") or []))
         return _json({"message": "Unknown route", "code": 0}, status=404)
+
+    def _shown_flags(self, path: str, body: dict) -> int:
+        """The flags a new message gets: a first follow-up takes over the deferral's message and its flags."""
+        token = path.split("/")[3] if path.startswith("/webhooks/") and path.count("/") == 3 else None
+        if token in self.thinking:
+            return 64 if self.thinking.pop(token) else 0
+        return body.get("flags", 0)
 
     def _callback(self, path: str, body: dict) -> web.Response:
         interaction_id = path.split("/")[2]
         kind = body["type"]
         flags = (body.get("data") or {}).get("flags", 0)
         message_id = self.next_id()
+        if kind == 5:
+            self.thinking[path.split("/")[3]] = bool(flags & 64)
         payload: dict = {"interaction": {"id": interaction_id, "type": 2, "response_message_id": message_id,
                                          "response_message_loading": kind == 5,
                                          "response_message_ephemeral": bool(flags & 64)}}

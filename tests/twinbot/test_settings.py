@@ -36,6 +36,19 @@ def test_invalid_value_names_the_variable(monkeypatch: pytest.MonkeyPatch, tmp_p
         load_settings()
 
 
+def test_a_webhook_without_a_secret_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TELEGRAM_WEBHOOK_URL", "https://bot.example.org/tg")
+    with pytest.raises(SettingsError, match="^invalid setting TELEGRAM_WEBHOOK_SECRET: required when "
+                                            "TELEGRAM_WEBHOOK_URL is set"):
+        load_settings()
+    monkeypatch.setenv("TELEGRAM_WEBHOOK_SECRET", "not allowed!")
+    with pytest.raises(SettingsError, match="^invalid setting TELEGRAM_WEBHOOK_SECRET: may only use"):
+        load_settings()
+    monkeypatch.setenv("TELEGRAM_WEBHOOK_SECRET", "s3cret_token-1")
+    assert load_settings().telegram_webhook_secret.get_secret_value() == "s3cret_token-1"
+
+
 def test_unknown_setting_in_env_file_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".env").write_text("DISCORD_TOKN=oops\n")

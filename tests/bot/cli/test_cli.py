@@ -8,6 +8,7 @@ import zipfile
 from pathlib import Path
 
 from tests.bot.cli.helpers import twinbot
+from tests.chat_exports.exports import telegram_chat
 
 
 def assert_one_line_error(result, needle: str, code: int = 1) -> None:
@@ -29,6 +30,12 @@ def test_missing_import_file(tmp_path: Path) -> None:
 def test_bad_setting_exits_2_naming_the_variable(tmp_path: Path) -> None:
     result = twinbot("status", "--user", "ana", cwd=tmp_path, env={"MAX_NEW_TOKENS": "lots"})
     assert_one_line_error(result, "invalid setting MAX_NEW_TOKENS", code=2)
+
+
+def test_run_refuses_a_webhook_without_a_secret(tmp_path: Path) -> None:
+    env = {"TELEGRAM_TOKEN": "4242:token", "TELEGRAM_WEBHOOK_URL": "https://bot.example.org/tg"}
+    result = twinbot("run", cwd=tmp_path, env=env, timeout=60)
+    assert_one_line_error(result, "invalid setting TELEGRAM_WEBHOOK_SECRET: required when TELEGRAM_WEBHOOK_URL", 2)
 
 
 def test_unknown_setting_in_dotenv(tmp_path: Path) -> None:
@@ -56,6 +63,32 @@ def test_consent_status_export_forget_round_trip(tmp_path: Path) -> None:
     forgotten = twinbot("forget", "--user", "ana", "--yes", cwd=tmp_path)
     assert forgotten.returncode == 0 and "Forgotten" in forgotten.stdout
     assert_one_line_error(twinbot("status", "--user", "ana", cwd=tmp_path), "unknown user 'ana'")
+
+
+def good_export() -> bytes:
+    return json.dumps(telegram_chat([("user1", "Ana", f"line {i}") for i in range(20)] +
+                                    [("user2", "Bo", "hi")])).encode()
+
+
+HOSTILE_FILES = {
+    "empty.json": (b"", "empty"),
+    "truncated.json": (good_export()[:-200], "damaged or truncated"),
+    "binary.json": (b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, "an image"),
+    "note.txt": (b"hello, this is just a note\n", "isn't a chat export"),
+    "two-people.json": (good_export(), "doesn't say which participant you are"),
+}
+
+
+def test_import_of_a_file_it_refuses_exits_non_zero_with_one_line(tmp_path: Path) -> None:
+    """Scripts must tell a refused import from a done one: `twinbot: …` on stderr and status 1."""
+    twinbot("consent", "--user", "ana", "learn", cwd=tmp_path)
+    for name, (content, needle) in HOSTILE_FILES.items():
+        (tmp_path / name).write_bytes(content)
+        result = twinbot("import", "--user", "ana", name, cwd=tmp_path)
+        assert_one_line_error(result, needle)
+        assert result.stderr.startswith("twinbot: "), (name, result.stderr)
+    done = twinbot("import", "--user", "ana", "--as", "user1", "two-people.json", cwd=tmp_path)
+    assert done.returncode == 0 and "Imported" in done.stdout and not done.stderr, done.stderr
 
 
 def test_usage_errors_come_from_argparse(tmp_path: Path) -> None:

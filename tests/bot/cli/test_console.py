@@ -61,3 +61,13 @@ def test_verbose_run_logs_to_stderr(tmp_path: Path, console_env: dict[str, str])
     result = twinbot("run", "--verbose", cwd=tmp_path, env=console_env, stdin="exit\n")
     assert result.returncode == 0 and "trainer process started" in result.stderr
     assert "INFO" not in result.stdout and not (tmp_path / "data" / "logs" / "twinbot.log").exists()
+
+
+def test_chat_exits_non_zero_when_a_line_gets_no_reply(tmp_path: Path, console_env: dict[str, str]) -> None:
+    twinbot("consent", "--user", "sam", "learn", cwd=tmp_path, env=console_env)
+    limited = {**console_env, "TWIN_REPLIES_PER_MINUTE": "1"}
+    result = twinbot("chat", "--user", "sam", cwd=tmp_path, env=limited, stdin="hello\nhello again\n")
+    assert result.returncode == 1, result.stderr
+    assert "sam (twin): " in result.stdout or "had nothing to say" in result.stderr
+    assert result.stderr.count("twinbot: Easy there: too many twin replies") == 1, result.stderr
+

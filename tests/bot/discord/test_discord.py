@@ -50,9 +50,10 @@ async def test_slash_commands_defer_then_follow_up(rig: DiscordRig) -> None:
     reply = await rig.command("consent", scope="learn", needle="learn: on")
     callbacks = rig.fake.of("POST", "/callback")
     assert callbacks[-1].json["type"] == 5 and callbacks[-1].json["data"]["flags"] & 64  # private: ephemeral
-    assert reply.json["flags"] & 64 and pings_nobody(reply.json)
+    assert reply.ephemeral and pings_nobody(reply.json)
     await rig.command("status", needle="messages: 0 of yours")
-    await rig.command("help", needle="/twin [@user] <text>")
+    helped = await rig.command("help", needle="/twin [@user] <text>")
+    assert helped.ephemeral is False
     await rig.command("train", needle="I need at least 50")
     await rig.command("twin", text="hello", needle="not available")
     await rig.command("export", needle="Everything I keep")
@@ -64,9 +65,19 @@ async def test_slash_commands_defer_then_follow_up(rig: DiscordRig) -> None:
     assert public.json["type"] == 5 and not (public.json.get("data") or {}).get("flags", 0) & 64
 
 
-async def test_errors_are_ephemeral(rig: DiscordRig) -> None:
-    reply = await rig.command("avatar", mode="keep", needle="Which one?")
-    assert reply.json["flags"] & 64
+@pytest.mark.parametrize(("command", "options", "needle"), [
+    ("twin", {"text": "hello"}, "You don't have a twin yet"),
+    ("train", {}, "I don't know you yet"),
+    ("avatar", {"mode": "keep"}, "Which one?"),
+])
+async def test_errors_of_public_commands_are_shown_to_the_caller_alone(rig: DiscordRig, command: str,
+                                                                       options: dict, needle: str) -> None:
+    """The first follow-up would take the public "thinking…" message's place: it is deleted first."""
+    reply = await rig.command(command, needle=needle, **options)
+    deferral = rig.fake.of("POST", "/callback")[-1]
+    assert not (deferral.json.get("data") or {}).get("flags", 0) & 64  # a public command
+    assert reply.ephemeral
+    assert rig.fake.of("DELETE", "/messages/@original")
 
 
 async def test_avatar_upload_is_a_valid_png(rig: DiscordRig) -> None:
@@ -91,7 +102,7 @@ async def test_import_takes_an_attachment(rig: DiscordRig) -> None:
     reply = await rig.followup(token, "Importing")
     edits = await rig.fake.wait_for(lambda: [r for r in rig.fake.of("PATCH", "/webhooks/")
                                              if "Imported" in (r.json or {}).get("content", "")])
-    assert "1 of yours, 1 from others" in edits[0].json["content"] and reply.json["flags"] & 64
+    assert "1 of yours, 1 from others" in edits[0].json["content"] and reply.ephemeral
 
 
 async def test_twin_messages_never_ping_anyone(rig: DiscordRig) -> None:
@@ -142,7 +153,7 @@ async def test_a_failing_interaction_gets_an_error_reply(rig: DiscordRig) -> Non
     rig.fake.fail_files = True
     token = await rig.fake.interact("avatar", ANA, [])
     reply = await rig.followup(token, "Something went wrong")
-    assert reply.json["flags"] & 64
+    assert reply.ephemeral
     rig.fake.fail_files = False
     await rig.command("help", needle="/help")
 

@@ -54,8 +54,8 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def running_bot(settings: Settings, *, webhook: bool = False, with_model: bool = False,
-                      with_avatars: bool = True) -> AsyncIterator[TelegramRig]:
+async def running_bot(settings: Settings, *, webhook: bool = False, webhook_secret: str | None = "s3cret_token-1",
+                      with_model: bool = False, with_avatars: bool = True) -> AsyncIterator[TelegramRig]:
     """Start the whole Telegram side like `twinbot run` does, and stop it cleanly afterwards."""
     torch.set_num_threads(1)
     fake = FakeTelegram()
@@ -64,7 +64,8 @@ async def running_bot(settings: Settings, *, webhook: bool = False, with_model: 
     if webhook:
         port = free_port()
         update |= {"telegram_webhook_url": f"http://127.0.0.1:{port}/telegram/hook",
-                   "telegram_webhook_secret": SecretStr("s3cret_token-1"), "telegram_webhook_port": port}
+                   "telegram_webhook_secret": SecretStr(webhook_secret) if webhook_secret else None,
+                   "telegram_webhook_port": port}
     s = settings.model_copy(update=update)
     try:
         async with open_services(s, with_model=with_model, with_avatars=with_avatars, with_trainer=False) as services:

@@ -12,8 +12,9 @@ from PIL import Image
 
 from bot.commands import Reply, Speaker
 from bot.telegram_outbox import TelegramOutbox, split_text
-from tests.chat_exports.exports import telegram_chat
 from tests.bot.telegram.conftest import TelegramRig, running_bot
+from tests.chat_exports.exports import telegram_chat
+from tests.fakes.telegram_server import Call, Chat
 from twinbot.settings import Settings
 
 
@@ -27,22 +28,51 @@ async def kept_texts(rig: TelegramRig, user_id: int) -> list[str]:
     return [] if user is None else [m.text for m in await rig.store.messages.for_training(user.id)]
 
 
+async def private_answer(rig: TelegramRig, chat: Chat, text: str, **kw) -> Call:  # noqa: ANN003
+    """Ana says `text` in `chat`; her answer comes in her private chat, and only a pointer in a group."""
+    mark = rig.fake.mark()
+    rig.fake.send(rig.ana, chat, text, **kw)
+    (answer,) = await rig.fake.replies(rig.ana.id, mark)
+    if chat.type != "private":
+        (pointer,) = await rig.fake.replies(chat, mark)
+        assert pointer.text == "I sent you the answer in our private chat."
+    return answer
+
+
 @pytest.mark.parametrize("in_group", [False, True])
 async def test_consent_status_help_in_a_private_chat_and_a_group(rig: TelegramRig, in_group: bool) -> None:
     chat = rig.group if in_group else rig.dm(rig.ana)
     await rig.say(rig.ana, rig.dm(rig.ana), "/start")  # a bot may write privately only once the user has started it
-    (consent,) = await rig.say(rig.ana, chat, "/consent@twinbot_test_bot learn")
-    assert "learn: on" in consent.text and consent.chat_id == chat.id
+    consent = await private_answer(rig, chat, "/consent@twinbot_test_bot learn")
+    assert "learn: on" in consent.text
     (helped,) = await rig.say(rig.ana, chat, "/help")
-    assert "/twin [@user] <text>" in helped.text
-    mark = rig.fake.mark()
-    rig.fake.send(rig.ana, chat, "/status")
+    assert "/twin [@user] <text>" in helped.text and helped.chat_id == chat.id
     # /status is about one person: in a group it goes to their private chat, with a pointer in the group
-    (status,) = await rig.fake.replies(rig.ana.id, mark)
+    status = await private_answer(rig, chat, "/status")
     assert "messages: 0 of yours" in status.text
-    if in_group:
-        (pointer,) = await rig.fake.replies(chat, mark)
-        assert "private chat" in pointer.text and "messages" not in pointer.text
+
+
+async def test_private_commands_in_a_group_answer_in_private(rig: TelegramRig) -> None:
+    """/consent, /import's progress, its participant list and its errors never reach the group."""
+    dm = rig.dm(rig.ana)
+    await rig.say(rig.ana, dm, "/start")
+    mark = rig.fake.mark()
+    assert "What I keep and why" in (await private_answer(rig, rig.group, "/consent")).text
+    assert "learn: on" in (await private_answer(rig, rig.group, "/consent learn")).text
+    missing = await private_answer(rig, rig.group, "/import")
+    assert "Attach your export file" in missing.text
+    export = json.dumps(telegram_chat([("user11", "ana", "my line"), ("user12", "bo", "hey")])).encode()
+    refused = await private_answer(rig, rig.group, "/import as:user11", document=export)
+    assert "I didn't read this one" in refused.text and "private chat" in refused.text
+    assert not rig.fake.calls_of("getFile") and await kept_texts(rig, rig.ana.id) == []
+    asked = await private_answer(rig, dm, "", document=export)
+    assert "user12" in await edited_to(rig, asked, "which participant you are")
+    started = await private_answer(rig, rig.group, "/import as:user11")
+    assert "1 of yours, 1 from others" in await edited_to(rig, started, "Imported")
+    shown_in_group = [c.text for c in rig.fake.messages_to(rig.group, mark)]
+    assert set(shown_in_group) == {"I sent you the answer in our private chat."}
+    edits = rig.fake.calls_of("editMessageText", mark)
+    assert edits and all(int(c.params["chat_id"]) == rig.ana.id for c in edits)
 
 
 async def test_commands_for_another_bot_are_left_alone_in_groups(rig: TelegramRig) -> None:
@@ -126,6 +156,20 @@ async def test_train_and_twin_answer_with_clear_messages(rig: TelegramRig) -> No
     assert "/consent learn" in train.text
     (unknown,) = await rig.say(rig.bo, rig.group, "/twin @nobody_here hi")
     assert "don't know a twin" in unknown.text
+
+
+async def test_a_twin_is_named_by_id_and_a_taken_name_is_refused(rig: TelegramRig) -> None:
+    """Mallory, with no username, names herself "ana" before Ana arrives: `/twin @ana` must not reach her."""
+    mallory = type(rig.ana)(13, "ana")
+    for user, scopes in ((mallory, ("learn", "share")), (rig.ana, ("learn",))):
+        for scope in scopes:
+            await rig.say(user, rig.dm(user), f"/consent {scope}")
+    (refused,) = await rig.say(rig.bo, rig.group, "/twin @ana hi")
+    assert refused.text == "2 people are called ana here; mention the one you mean so I know whose twin."
+    (by_id,) = await rig.say(rig.bo, rig.group, "/twin ana hi", text_mentions=((mallory, "ana"),))
+    assert "Talking to twins (the language model) is not available" in by_id.text  # Mallory's, shared
+    (unshared,) = await rig.say(rig.bo, rig.group, "/twin @11 hi")
+    assert "ana hasn't shared their twin" in unshared.text  # Ana's, by her id
 
 
 async def test_twin_replies_never_ping_and_long_text_is_split(rig: TelegramRig) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import aiohttp
+import pytest
 
 from bot.telegram_adapter import TelegramAdapter
 from tests.bot.telegram.conftest import TelegramRig, running_bot
@@ -34,6 +35,13 @@ async def test_webhook_mode_takes_updates_with_the_secret_and_refuses_others(set
             async with session.post(hook.params["url"], json=forged,
                                     headers={"X-Telegram-Bot-Api-Secret-Token": "wrong"}) as response:
                 assert response.status == 403
+
+
+async def test_a_webhook_without_a_secret_never_starts(settings: Settings) -> None:
+    """Forged updates with someone's `from.id` could /forget them: no secret, no webhook at all."""
+    with pytest.raises(ValueError, match="TELEGRAM_WEBHOOK_SECRET required when TELEGRAM_WEBHOOK_URL is set"):
+        async with running_bot(settings, webhook=True, webhook_secret=None, with_avatars=False):
+            pass
 
 
 async def test_stop_is_clean_and_the_bot_can_be_stopped_twice(settings: Settings) -> None:
