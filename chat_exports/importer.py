@@ -8,6 +8,7 @@ each one transaction: a crash leaves whole batches, and re-importing completes t
 from __future__ import annotations
 
 import asyncio
+import csv
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -17,7 +18,9 @@ from pathlib import Path
 import ijson
 
 from chat_exports.detect import ExportReader, open_reader
+from chat_exports.limits import ReadLimits
 from chat_exports.records import ImportFailed, ImportReport, NeedParticipant, ParsedMessage, Participant
+from chat_exports.stream import TOO_DEEP
 from persona_store import NewMessage, Store, User
 from twinbot.settings import Settings
 
@@ -42,9 +45,13 @@ def _guard(iterator: Iterator) -> Iterator:
     except ImportFailed:
         raise
     except RecursionError:
-        raise ImportFailed("That file is nested too deeply to be a chat export.") from None
+        raise ImportFailed(TOO_DEEP) from None
+    except csv.Error as exc:  # the csv module's own bound on one field, among others
+        raise ImportFailed(f"A CSV file in that export can't be read ({str(exc)[:100]}).") from None
     except PARSE_ERRORS as exc:
-        detail = str(exc).splitlines()[0][:100] if str(exc) else type(exc).__name__
+        raw = exc.args[0] if exc.args else ""
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(exc)  # yajl reports bytes
+        detail = text.splitlines()[0][:100] if text.strip() else type(exc).__name__
         raise ImportFailed(f"That export is damaged or truncated and can't be read ({detail}).") from None
 
 
@@ -106,9 +113,11 @@ async def import_export(settings: Settings, store: Store, user: User, path: Path
     size = await asyncio.to_thread(total_size, path)
     if size > settings.import_max_bytes:
         raise ImportFailed(f"That export is {size / 1e6:.1f} MB; the limit is {settings.import_max_bytes / 1e6:.0f} MB.")
-    reader = await asyncio.to_thread(open_reader, path, settings.import_max_bytes)
+    limits = ReadLimits.from_settings(settings)
+    reader = await asyncio.to_thread(open_reader, path, limits)
     try:
         found = await asyncio.to_thread(scan, reader)
+        limits.stop_clock()
         owner = pick_owner(reader, found, as_participant)
         if found.counts[owner] == 0:
             raise ImportFailed(
