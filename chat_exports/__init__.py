@@ -3,7 +3,7 @@
 from chat_exports.detect import detect_format, open_reader
 from chat_exports.importer import import_export, scan
 from chat_exports.limits import ReadLimits
-from chat_exports.records import ImportFailed, ImportReport, NeedParticipant, ParsedMessage, Participant
+from chat_exports.records import ImportFailed, ImportReport, ImportStopped, NeedParticipant, ParsedMessage, Participant
 
 
 def list_participants(path, settings) -> list[Participant]:  # noqa: ANN001 - Path, Settings
@@ -19,6 +19,7 @@ def list_participants(path, settings) -> list[Participant]:  # noqa: ANN001 - Pa
 __all__ = [
     "ImportFailed",
     "ImportReport",
+    "ImportStopped",
     "NeedParticipant",
     "ParsedMessage",
     "Participant",

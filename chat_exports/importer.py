@@ -2,7 +2,8 @@
 
 The whole file is read once before anything is stored (format, participants, the importing user's
 own messages), so a broken or foreign export stores nothing. Then messages are stored in batches,
-each one transaction: a crash leaves whole batches, and re-importing completes the rest.
+each one transaction that first re-checks `learn` consent: a withdrawal stops the import, a crash
+leaves whole batches, and re-importing completes the rest.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import ijson
 
 from chat_exports.detect import ExportReader, open_reader
 from chat_exports.limits import ReadLimits
-from chat_exports.records import ImportFailed, ImportReport, NeedParticipant, ParsedMessage, Participant
+from chat_exports.records import ImportFailed, ImportReport, ImportStopped, NeedParticipant, ParsedMessage, Participant
 from chat_exports.stream import TOO_DEEP
 from persona_store import NewMessage, Store, User
 from twinbot.settings import Settings
@@ -199,7 +200,9 @@ async def _store_all(settings: Settings, store: Store, user: User, reader: Expor
     while batch := await asyncio.to_thread(lambda: list(islice(stream, BATCH))):
         seen += len(batch)
         new = rows(batch)
-        result = await store.messages.add_many(new)
+        result = await store.messages.add_while_learning(user.id, new)
+        if result is None:
+            raise ImportStopped(own + context)
         present += result.duplicates
         own += result.own_added
         context += result.added - result.own_added

@@ -1,7 +1,8 @@
-"""/import through the command layer on a real store: whose lines are imported."""
+"""/import through the command layer on a real store: whose lines, consent mid-import."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -29,6 +30,10 @@ async def run(layer: CommandLayer, text: str, upload: Path | None = None, **kw) 
     return out
 
 
+def uploads_on_disk(settings: Settings) -> list[Path]:
+    return sorted((settings.data_dir / "uploads").rglob("*.upload"))
+
+
 def chat(tmp_path: Path, name: str, lines: int = 6) -> Path:
     path = tmp_path / name
     path.write_text(jsonl([("Ana" if i % 2 else "Bo", f"{name} line {i}") for i in range(lines)]))
@@ -40,3 +45,22 @@ async def test_the_operator_console_imports_any_named_participant(settings: Sett
         await run(layer, "/consent learn", user="operator")
         out = await run(layer, "/import as:Bo", chat(tmp_path, "a.jsonl"), user="operator")
         assert "as Bo: 3 of yours, 3 from others" in out.last.text
+
+
+async def test_withdrawing_consent_stops_a_running_import(settings: Settings, tmp_path: Path) -> None:
+    export = chat(tmp_path, "long.jsonl", lines=40_000)
+    async with command_layer(settings) as layer:
+        store = layer.ctx.store
+        await run(layer, "/consent learn")
+        user = await store.users.lookup("console", "u1")
+        importing = asyncio.create_task(run(layer, "/import as:Ana", export))
+        async with asyncio.timeout(60):
+            while await store.messages.counts(user.id) == (0, 0):
+                await asyncio.sleep(0.005)
+        await run(layer, "/consent unlearn")
+        at_withdrawal = await store.messages.counts(user.id)
+        out = await importing
+        assert "Import stopped: you withdrew your `learn` consent" in out.last.text
+        assert await store.messages.counts(user.id) == at_withdrawal
+        assert sum(at_withdrawal) < 40_000
+        assert uploads_on_disk(layer.settings) == []
