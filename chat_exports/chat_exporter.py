@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import ijson
-
 from chat_exports.fields import as_id, as_name, as_text, as_timestamp
+from chat_exports.limits import ReadLimits
 from chat_exports.records import ParsedMessage
-from chat_exports.stream import array_items
+from chat_exports.stream import array_items, bounded_parse
 
 DM_TYPES = {"DirectTextChat", "DirectGroupTextChat"}
 
@@ -18,16 +17,17 @@ class ChatExporterJson:
     format = "discord-chat-exporter"
     platform = "discord"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, limits: ReadLimits) -> None:
         self.path = path
+        self.limits = limits
 
     def owner_hint(self) -> None:
         return None  # one channel, many authors: the user says who they are
 
     def _channel(self) -> tuple[str, bool]:
         channel_id, channel_type = None, None
-        with open(self.path, "rb") as fh:
-            for prefix, event, value in ijson.parse(fh):
+        with self.limits.open(self.path) as fh:
+            for prefix, event, value in bounded_parse(fh):
                 if prefix == "channel.id" and event in ("string", "number"):
                     channel_id = as_id(value)
                 elif prefix == "channel.type" and event == "string":
@@ -38,7 +38,7 @@ class ChatExporterJson:
 
     def messages(self) -> Iterator[ParsedMessage | None]:
         channel_id, is_dm = self._channel()
-        with open(self.path, "rb") as fh:
+        with self.limits.open(self.path) as fh:
             for raw in array_items(fh, ("messages",)):
                 if not isinstance(raw, dict) or raw.get("type", "Default") not in ("Default", "Reply"):
                     yield None

@@ -15,11 +15,13 @@ from pathlib import Path
 
 from chat_exports.archive import PackageFiles
 from chat_exports.fields import as_id, as_name, as_text, as_timestamp
+from chat_exports.limits import ReadLimits
 from chat_exports.records import ImportFailed, ParsedMessage
-from chat_exports.stream import array_items
+from chat_exports.stream import TOO_DEEP, array_items
 
 _CHANNEL_FILE = re.compile(r"^(?:.*/)?messages/([^/]+)/(messages\.json|messages\.csv|channel\.json)$", re.IGNORECASE)
 DM_TYPES = {"1", "3", "DM", "GROUP_DM"}
+MAX_META_BYTES = 1024 * 1024  # user.json and channel.json are read whole: they hold a few fields
 
 
 def looks_like_package(names: list[str]) -> bool:
@@ -30,8 +32,8 @@ class DiscordPackage:
     format = "discord-package"
     platform = "discord"
 
-    def __init__(self, path: Path, max_bytes: int) -> None:
-        self.files = PackageFiles(path, max_bytes)
+    def __init__(self, path: Path, limits: ReadLimits) -> None:
+        self.files = PackageFiles(path, limits)
         if not looks_like_package(self.files.names):
             self.files.close()
             raise ImportFailed("That archive has no Messages/ folder: it doesn't look like a Discord data package.")
@@ -42,10 +44,15 @@ class DiscordPackage:
         return next((name for name in self.files.names if regex.match(name)), None)
 
     def _read_json(self, name: str) -> object:
+        """A small member (account or channel details) read whole, refused past MAX_META_BYTES."""
+        if self.files.size(name) > MAX_META_BYTES:
+            raise ImportFailed(f"{name} in the package is over {MAX_META_BYTES // 1024 // 1024} MB; refusing it.")
         with self.files.open(name) as fh:
             try:
                 return json.loads(fh.read().decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            except RecursionError:
+                raise ImportFailed(TOO_DEEP) from None
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
                 raise ImportFailed(f"{name} in the package is not valid JSON ({type(exc).__name__}).") from None
 
     def _read_user(self) -> tuple[str, str]:

@@ -2,12 +2,14 @@
 
 The whole file is read once before anything is stored (format, participants, the importing user's
 own messages), so a broken or foreign export stores nothing. Then messages are stored in batches,
-each one transaction: a crash leaves whole batches, and re-importing completes the rest.
+each one transaction that first re-checks `learn` consent: a withdrawal stops the import, a crash
+leaves whole batches, and re-importing completes the rest.
 """
 
 from __future__ import annotations
 
 import asyncio
+import csv
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -17,7 +19,9 @@ from pathlib import Path
 import ijson
 
 from chat_exports.detect import ExportReader, open_reader
-from chat_exports.records import ImportFailed, ImportReport, NeedParticipant, ParsedMessage, Participant
+from chat_exports.limits import ReadLimits
+from chat_exports.records import ImportFailed, ImportReport, ImportStopped, NeedParticipant, ParsedMessage, Participant
+from chat_exports.stream import TOO_DEEP
 from persona_store import NewMessage, Store, User
 from twinbot.settings import Settings
 
@@ -42,9 +46,13 @@ def _guard(iterator: Iterator) -> Iterator:
     except ImportFailed:
         raise
     except RecursionError:
-        raise ImportFailed("That file is nested too deeply to be a chat export.") from None
+        raise ImportFailed(TOO_DEEP) from None
+    except csv.Error as exc:  # the csv module's own bound on one field, among others
+        raise ImportFailed(f"A CSV file in that export can't be read ({str(exc)[:100]}).") from None
     except PARSE_ERRORS as exc:
-        detail = str(exc).splitlines()[0][:100] if str(exc) else type(exc).__name__
+        raw = exc.args[0] if exc.args else ""
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(exc)  # yajl reports bytes
+        detail = text.splitlines()[0][:100] if text.strip() else type(exc).__name__
         raise ImportFailed(f"That export is damaged or truncated and can't be read ({detail}).") from None
 
 
@@ -68,25 +76,68 @@ def scan(reader: ExportReader) -> Scan:
     return Scan(names, counts, skipped)
 
 
-def pick_owner(reader: ExportReader, found: Scan, as_participant: str | None) -> str:
-    """The importing user's author id: stated by the export, or chosen by the user; never guessed."""
+OPERATOR_PLATFORM = "console"
+ACCOUNT_AUTHOR_IDS = {"telegram": "user{}", "discord": "{}"}
+"""How each platform's exports write an account as an author (Telegram's `from_id` is `user<id>`)."""
+
+
+def account_author(reader: ExportReader, user: User) -> str | None:
+    """The author id of `user`'s own account in this export, or None for the operator's console users,
+    who may import any participant. On a platform, only that platform's exports can show whose they are."""
+    if user.platform == OPERATOR_PLATFORM:
+        return None
+    template = ACCOUNT_AUTHOR_IDS.get(user.platform)
+    platform = user.platform.title()
+    if template is None or reader.platform != user.platform:
+        raise ImportFailed(f"On {platform} I import only {platform} exports that include your own account, "
+                           f"and that is a {reader.format} export (the bot's operator can import it with twinbot import).")
+    return template.format(user.platform_user_id)
+
+
+def _candidates(found: Scan, as_participant: str) -> list[str]:
+    """The participants `as_participant` names: by id (Telegram's `user` prefix optional), else by name."""
+    wanted = as_participant.strip().removeprefix("@")
+    for pid in (wanted, f"user{wanted}"):
+        if pid in found.counts:
+            return [pid]
+    return [pid for pid, name in found.names.items() if name.lower() == wanted.lower()]
+
+
+def pick_owner(reader: ExportReader, found: Scan, as_participant: str | None, account: str | None = None) -> str:
+    """The importing user's author id: their `account` when they import from a platform; else stated
+    by the export, or chosen by the user; never guessed."""
     if not found.counts:
         raise ImportFailed("That export has no messages in it.")
+    if account is not None:
+        return _own_account(reader, found, as_participant, account)
     hint = reader.owner_hint()
     if as_participant is None:
         if hint is None:
             raise NeedParticipant(found.participants())
         return hint
+    chosen = _candidates(found, as_participant)
+    if len(chosen) == 1:
+        return chosen[0]
     wanted = as_participant.strip().removeprefix("@")
-    if wanted in found.counts or f"user{wanted}" in found.counts:
-        return wanted if wanted in found.counts else f"user{wanted}"
-    by_name = [pid for pid, name in found.names.items() if name.lower() == wanted.lower()]
-    if len(by_name) == 1:
-        return by_name[0]
-    if len(by_name) > 1:
-        raise ImportFailed(f"Several participants are called {wanted!r}; pick one by id: {', '.join(by_name)}.")
+    if chosen:
+        raise ImportFailed(f"Several participants are called {wanted!r}; pick one by id: {', '.join(chosen)}.")
     listed = ", ".join(p.label() for p in found.participants()[:12])
     raise ImportFailed(f"Nobody called {wanted!r} wrote in that export. Participants: {listed}.")
+
+
+def _own_account(reader: ExportReader, found: Scan, as_participant: str | None, account: str) -> str:
+    """The importing account itself: another account's export, or `as:` naming someone else, is refused."""
+    hint = reader.owner_hint()
+    if hint is not None and hint != account:
+        raise ImportFailed(f"That export is another account's ({hint}), not yours ({account}); "
+                           "I import only your own messages.")
+    if account not in found.counts:
+        raise ImportFailed(f"Your account ({account}) wrote nothing in that export; I import only your own messages.")
+    if as_participant is not None and account not in _candidates(found, as_participant):
+        mine = Participant(account, found.names.get(account, account), found.counts[account]).label()
+        raise ImportFailed(f"You are {mine} in that export, not {as_participant.strip()!r}: "
+                           "I import only your own messages.")
+    return account
 
 
 def total_size(path: Path) -> int:
@@ -106,10 +157,13 @@ async def import_export(settings: Settings, store: Store, user: User, path: Path
     size = await asyncio.to_thread(total_size, path)
     if size > settings.import_max_bytes:
         raise ImportFailed(f"That export is {size / 1e6:.1f} MB; the limit is {settings.import_max_bytes / 1e6:.0f} MB.")
-    reader = await asyncio.to_thread(open_reader, path, settings.import_max_bytes)
+    limits = ReadLimits.from_settings(settings)
+    reader = await asyncio.to_thread(open_reader, path, limits)
     try:
+        account = account_author(reader, user)
         found = await asyncio.to_thread(scan, reader)
-        owner = pick_owner(reader, found, as_participant)
+        limits.stop_clock()
+        owner = pick_owner(reader, found, as_participant, account)
         if found.counts[owner] == 0:
             raise ImportFailed(
                 f"That export has no messages from you ({found.names.get(owner, owner)}); is it someone else's?"
@@ -146,7 +200,9 @@ async def _store_all(settings: Settings, store: Store, user: User, reader: Expor
     while batch := await asyncio.to_thread(lambda: list(islice(stream, BATCH))):
         seen += len(batch)
         new = rows(batch)
-        result = await store.messages.add_many(new)
+        result = await store.messages.add_while_learning(user.id, new)
+        if result is None:
+            raise ImportStopped(own + context)
         present += result.duplicates
         own += result.own_added
         context += result.added - result.own_added

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
 from chat_exports.fields import as_name, as_text
+from chat_exports.limits import ReadLimits
 from chat_exports.records import ImportFailed, ParsedMessage
 
 
@@ -15,8 +17,9 @@ class JsonLines:
     format = "jsonl"
     platform = "jsonl"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, limits: ReadLimits) -> None:
         self.path = path
+        self.limits = limits
 
     def owner_hint(self) -> None:
         return None
@@ -31,7 +34,7 @@ class JsonLines:
 
     def messages(self) -> Iterator[ParsedMessage | None]:
         chat = self.chat_id()
-        with open(self.path, encoding="utf-8") as fh:
+        with io.TextIOWrapper(self.limits.open(self.path), encoding="utf-8") as fh:
             try:
                 for number, line in enumerate(fh, start=1):
                     if not line.strip():

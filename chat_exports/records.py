@@ -19,6 +19,16 @@ class Participant:
         return f"{self.name} ({self.id})" if self.name and self.name != self.id else self.id
 
 
+class ImportStopped(ImportFailed):
+    """The user withdrew `learn` consent during the import: nothing more is stored after that."""
+
+    def __init__(self, stored: int) -> None:
+        super().__init__(
+            f"Import stopped: you withdrew your `learn` consent, so I kept nothing more. The {stored} messages "
+            "stored before that stay until you /forget them."
+        )
+
+
 class NeedParticipant(ImportFailed):
     """The export does not say who the importing user is: they must pick (never guessed)."""
 

@@ -1,7 +1,7 @@
-"""Streaming the items of a JSON array inside an export, with a bound on nesting depth.
+"""Streaming JSON inside an export (array items, header fields), with a bound on nesting depth.
 
-ijson's own `items()` tracks a dotted prefix per event, which costs quadratic time on hostile
-inputs nested 100,000 levels deep; here only container kinds are tracked, and depth is capped.
+ijson's own `items()` and `parse()` track a dotted prefix per event, which costs quadratic time
+and memory on hostile inputs nested 100,000 levels deep; here depth is capped before it grows.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import ijson
 from chat_exports.records import ImportFailed
 
 MAX_DEPTH = 64
+TOO_DEEP = "That file is nested too deeply to be a chat export."
 _OPEN = ("start_map", "start_array")
 _CLOSE = ("end_map", "end_array")
 
@@ -34,7 +35,7 @@ def array_items(fh: BinaryIO, keys: tuple[str, ...], max_depth: int = MAX_DEPTH)
             depth += event in _OPEN
             depth -= event in _CLOSE
             if len(kinds) + depth > max_depth:
-                raise ImportFailed("That file is nested too deeply to be a chat export.")
+                raise ImportFailed(TOO_DEEP)
             if depth == 0:
                 yield builder.value
                 builder = None
@@ -43,9 +44,29 @@ def array_items(fh: BinaryIO, keys: tuple[str, ...], max_depth: int = MAX_DEPTH)
             kinds.append("map" if event == "start_map" else "array")
             names.append(None)
             if len(kinds) > max_depth:
-                raise ImportFailed("That file is nested too deeply to be a chat export.")
+                raise ImportFailed(TOO_DEEP)
         elif event in _CLOSE:
             kinds.pop()
             names.pop()
         elif event == "map_key":
             names[-1] = value
+
+
+def bounded_parse(fh: BinaryIO, max_depth: int = MAX_DEPTH) -> Iterator[tuple[str, str, Any]]:
+    """ijson's `parse` events (prefix, event, value), refusing nesting deeper than `max_depth`."""
+    path: list[str] = []
+    for event, value in ijson.basic_parse(fh, use_float=True):
+        if event == "map_key":
+            prefix = ".".join(path[:-1])
+            path[-1] = value
+        elif event in _OPEN:
+            prefix = ".".join(path)
+            path.append("" if event == "start_map" else "item")
+            if len(path) > max_depth:
+                raise ImportFailed(TOO_DEEP)
+        elif event in _CLOSE:
+            path.pop()
+            prefix = ".".join(path)
+        else:
+            prefix = ".".join(path)
+        yield prefix, event, value

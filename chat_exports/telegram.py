@@ -6,11 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import ijson
-
 from chat_exports.fields import as_id, as_name, as_text, as_timestamp
+from chat_exports.limits import ReadLimits
 from chat_exports.records import ParsedMessage
-from chat_exports.stream import array_items
+from chat_exports.stream import array_items, bounded_parse
 
 DM_TYPES = {"personal_chat", "bot_chat", "saved_messages"}
 
@@ -39,19 +38,20 @@ class TelegramExport:
     format = "telegram"
     platform = "telegram"
 
-    def __init__(self, path: Path, head: dict) -> None:
+    def __init__(self, path: Path, head: dict, limits: ReadLimits) -> None:
         self.path = path
+        self.limits = limits
         self.account = "chats" in head or "personal_information" in head
 
     def _open(self) -> BinaryIO:
-        return open(self.path, "rb")
+        return self.limits.open(self.path)
 
     def owner_hint(self) -> str | None:
         """The account owner's `user…` id, which a whole-account export states."""
         if not self.account:
             return None
         with self._open() as fh:
-            for prefix, event, value in ijson.parse(fh):
+            for prefix, event, value in bounded_parse(fh):
                 if prefix == "personal_information.user_id" and event in ("number", "string"):
                     return f"user{as_id(value)}"
                 if prefix == "chats":
@@ -72,7 +72,7 @@ class TelegramExport:
     def _single_chat_meta(self) -> tuple[str, bool]:
         chat_id, chat_type = None, None
         with self._open() as fh:
-            for prefix, event, value in ijson.parse(fh):
+            for prefix, event, value in bounded_parse(fh):
                 if prefix == "id" and event in ("number", "string"):
                     chat_id = as_id(value)
                 elif prefix == "type" and event == "string":

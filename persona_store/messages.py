@@ -22,6 +22,27 @@ _INSERT = (
 )
 
 
+_LEARNING = "SELECT granted FROM consent_events WHERE user_id = ? AND scope = 'learn' ORDER BY id DESC LIMIT 1"
+
+
+async def _insert(conn: aiosqlite.Connection, messages: Sequence[NewMessage]) -> AddResult:
+    """Insert a batch inside the caller's write transaction; own lines and context counted apart."""
+    rows = [
+        (m.owner_id, m.platform, m.chat_id, m.message_id, m.author, int(m.is_own), m.ts, m.text,
+         m.source, m.reply_to, int(m.is_dm))
+        for m in messages
+    ]
+    added = {True: 0, False: 0}
+    for own in (True, False):
+        part = [row for row in rows if bool(row[5]) is own]
+        if part:
+            # executemany's rowcount sums the rows each statement changed, triggers excluded.
+            async with conn.executemany(_INSERT, part) as cursor:
+                added[own] = cursor.rowcount
+    total = added[True] + added[False]
+    return AddResult(added=total, duplicates=len(rows) - total, own_added=added[True])
+
+
 def _message(row: aiosqlite.Row) -> StoredMessage:
     return StoredMessage(
         id=row["id"],
@@ -53,21 +74,21 @@ class Messages:
         """Store a batch in one transaction; messages already stored (same owner, chat, id) are skipped."""
         if not messages:
             return AddResult(0, 0)
-        rows = [
-            (m.owner_id, m.platform, m.chat_id, m.message_id, m.author, int(m.is_own), m.ts, m.text,
-             m.source, m.reply_to, int(m.is_dm))
-            for m in messages
-        ]
-        added = {True: 0, False: 0}
         async with self._db.write() as conn:
-            for own in (True, False):
-                part = [row for row in rows if bool(row[5]) is own]
-                if part:
-                    # executemany's rowcount sums the rows each statement changed, triggers excluded.
-                    async with conn.executemany(_INSERT, part) as cursor:
-                        added[own] = cursor.rowcount
-        total = added[True] + added[False]
-        return AddResult(added=total, duplicates=len(rows) - total, own_added=added[True])
+            return await _insert(conn, messages)
+
+    async def add_while_learning(self, owner_id: int, messages: Sequence[NewMessage]) -> AddResult | None:
+        """Store a batch only if the owner's `learn` consent is on, checked in the same transaction.
+
+        Writes are serialized, so a withdrawal recorded before this batch is seen here and nothing
+        is written after it; None means the consent was off and nothing was stored.
+        """
+        async with self._db.write() as conn:
+            async with conn.execute(_LEARNING, (owner_id,)) as cursor:
+                row = await cursor.fetchone()
+            if row is None or not row[0]:
+                return None
+            return await _insert(conn, messages)
 
     async def for_training(self, owner_id: int) -> list[StoredMessage]:
         """All of the owner's messages, in conversation order within each chat."""

@@ -89,6 +89,12 @@ class Settings(BaseSettings):
     avatars_per_minute: int = Field(default=6, ge=1)
     trains_per_hour: int = Field(default=3, ge=1)
 
+    # Imports: what reading one export may cost, and how many uploads may wait on disk.
+    import_max_string_bytes: int = Field(default=1024 * 1024, ge=1024)
+    import_max_seconds: float = Field(default=120.0, gt=0)
+    imports_per_hour: int = Field(default=10, ge=1)
+    import_uploads_max_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024)
+
     @field_validator("discord_guild_ids", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> object:

@@ -78,6 +78,8 @@ class CommandContext:
     """(platform, chat, message id) of what twins said -> owner id, so a reply continues that twin."""
     pending_imports: BoundedMap = field(default_factory=lambda: BoundedMap(1_000))
     """(platform, user id) -> an uploaded export waiting for the user to say which participant they are."""
+    imports_running: set[tuple[str, str]] = field(default_factory=set)
+    """(platform, user id) of imports in progress: one at a time per user, so no upload is deleted under one."""
     tasks: set[asyncio.Task] = field(default_factory=set)
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:

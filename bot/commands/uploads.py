@@ -16,6 +16,7 @@ from persona_store import User
 from twinbot.settings import Settings
 
 PROGRESS_EVERY_S = 2.0
+PENDING_TTL_S = 3600.0  # an upload waiting for `as:` longer than this is deleted
 
 
 @dataclass
@@ -39,14 +40,21 @@ class Uploads:
 
 
 async def save_upload(settings: Settings, user: User, attachment: Attachment) -> Path:
-    """Download the attachment into the user's upload folder, refusing oversize files unread."""
+    """Download the attachment into the user's upload folder, refusing oversize files unread.
+
+    The user has no other upload in use (one import at a time), so any file left in their folder is
+    a stale one and goes first; the uploads of everyone together stay under their setting.
+    """
     limit = settings.import_max_bytes
     if attachment.size > limit:
         raise UserError(f"That file is {attachment.size / 1e6:.1f} MB; the import limit is {limit / 1e6:.0f} MB.")
+    folder = user_upload_dir(settings, user.id)
+    await asyncio.to_thread(shutil.rmtree, folder, ignore_errors=True)
+    await _check_room(settings, folder.parent, attachment.size)
     data = await attachment.fetch()
     if len(data) > limit:
         raise UserError(f"That file is {len(data) / 1e6:.1f} MB; the import limit is {limit / 1e6:.0f} MB.")
-    folder = user_upload_dir(settings, user.id)
+    await _check_room(settings, folder.parent, len(data))
     path = folder / f"{uuid.uuid4().hex}.upload"
 
     def write() -> None:
@@ -57,22 +65,71 @@ async def save_upload(settings: Settings, user: User, attachment: Attachment) ->
     return path
 
 
+async def _check_room(settings: Settings, root: Path, size: int) -> None:
+    """Refuse an upload that would put more than IMPORT_UPLOADS_MAX_BYTES on disk, stale ones deleted first."""
+    held = await asyncio.to_thread(_held_bytes, root)
+    if held + size > settings.import_uploads_max_bytes:
+        raise UserError("I'm holding too many uploads right now; try again in a few minutes.")
+
+
+def _held_bytes(root: Path) -> int:
+    """Bytes of the uploads waiting under `root`, after deleting those older than PENDING_TTL_S."""
+    held = 0
+    for path in root.glob("*/*.upload") if root.is_dir() else ():
+        try:
+            info = path.stat()
+            if time.time() - info.st_mtime > PENDING_TTL_S:
+                path.unlink()
+            else:
+                held += info.st_size
+        except FileNotFoundError:  # finished by its own import meanwhile
+            continue
+    return held
+
+
 async def import_(ctx: CommandContext, inv: Invocation, out: Outbox) -> None:
     user = await ctx.require_known(inv.event)
     if not (await ctx.store.consent.current(user.id)).learn:
         raise UserError("Importing keeps your messages, which needs your `learn` consent: /consent learn.")
-    from chat_exports import ImportFailed, NeedParticipant, import_export
+    key = (inv.event.platform, inv.event.user_id)
+    if key in ctx.imports_running:
+        raise UserError("An import of yours is already running; wait for it to finish.")
+    ctx.imports_running.add(key)
+    try:
+        path = await _upload_of(ctx, inv, user)
+        waiting = False
+        try:
+            waiting = await _run_import(ctx, user, path, inv.args.get("as"), out)
+        finally:
+            if waiting:
+                ctx.pending_imports[key] = path
+            else:
+                await asyncio.to_thread(path.unlink, missing_ok=True)
+    finally:
+        ctx.imports_running.discard(key)
 
+
+async def _upload_of(ctx: CommandContext, inv: Invocation, user: User) -> Path:
+    """The file to import: a new upload (replacing any waiting one), or the one waiting for `as:`."""
     attachment = inv.args.get("file") or next(iter(inv.event.attachments), None)
-    as_participant = inv.args.get("as")
     key = (inv.event.platform, inv.event.user_id)
     if attachment is not None:
-        path = await save_upload(ctx.settings, user, attachment)
-    elif key in ctx.pending_imports and as_participant:
-        path = ctx.pending_imports[key]
-    else:
-        raise UserError("Attach your export file to /import (Telegram result.json, Discord package zip, "
-                        "DiscordChatExporter JSON or JSONL).")
+        ctx.limit("imports", inv.event, ctx.settings.imports_per_hour, 3600.0)
+        ctx.pending_imports.pop(key, None)
+        return await save_upload(ctx.settings, user, attachment)
+    if key in ctx.pending_imports and inv.args.get("as"):
+        path = ctx.pending_imports.pop(key)
+        if not path.exists():
+            raise UserError("Your upload waited too long and was deleted; attach it again with /import.")
+        return path
+    raise UserError("Attach your export file to /import (Telegram result.json, Discord package zip, "
+                    "DiscordChatExporter JSON or JSONL).")
+
+
+async def _run_import(ctx: CommandContext, user: User, path: Path, as_participant: str | None, out: Outbox) -> bool:
+    """Import the saved upload with progress; True when it waits for the user to say who they are."""
+    from chat_exports import ImportFailed, NeedParticipant, import_export
+
     message = await out.send(Reply("Importing…", kind="progress"))
     last = time.monotonic()
 
@@ -87,17 +144,13 @@ async def import_(ctx: CommandContext, inv: Invocation, out: Outbox) -> None:
             ctx.settings, ctx.store, user, path, as_participant=as_participant, progress=progress
         )
     except NeedParticipant as exc:
-        ctx.pending_imports[key] = path
         await message.edit(Reply(str(exc), kind="error"))  # nothing is imported until they say who they are
-        return
+        return True
     except ImportFailed as exc:
-        ctx.pending_imports.pop(key, None)
-        await asyncio.to_thread(path.unlink, missing_ok=True)
         await message.edit(Reply(str(exc), kind="error"))
-        return
-    ctx.pending_imports.pop(key, None)
-    await asyncio.to_thread(path.unlink, missing_ok=True)
+        return False
     await message.edit(Reply(report.summary(), kind="info"))
+    return False
 
 
 SPEC = CommandSpec(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
+import stat
 import subprocess
 import sys
 import zipfile
@@ -13,7 +15,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from chat_exports import ImportFailed, import_export
+from chat_exports import ImportFailed, ReadLimits, import_export
 from chat_exports.detect import open_reader
 from chat_exports.importer import scan
 from persona_store import Scope, Store
@@ -36,12 +38,54 @@ def good_telegram() -> bytes:
     return json.dumps(telegram_chat([("user1", "Ana", f"line {i}") for i in range(50)])).encode()
 
 
+def nested(depth: int = 100_000) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+def package(members: dict[str, bytes]) -> bytes:
+    """A data-package zip holding `members` beside a channel.json."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("Messages/c1/channel.json", "{}")
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buffer.getvalue()
+
+
+def symlink_package() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("Messages/c1/messages.json", "[]")
+        link = zipfile.ZipInfo("Messages/c1/channel.json")
+        link.external_attr = (stat.S_IFLNK | 0o777) << 16
+        zf.writestr(link, "/etc/passwd")
+    return buffer.getvalue()
+
+
+TOO_DEEP = "That file is nested too deeply to be a chat export."
+TOO_LONG = "That export has a field longer than 1,048,576 bytes (a message is a few KB); refusing it."
+
+
 CASES = {
     "truncated json": (good_telegram()[:-300], "damaged or truncated"),
     "invalid json": (b'{"messages": [ {"id": 1,, } ]}', "damaged or truncated"),
     "non utf-8": (b'{"messages": [{"type": "message", "id": 1, "from_id": "user1", "text": "\xff\xfe"}]}',
                   "damaged or truncated"),
-    "deeply nested": (b'{"messages": [' + b"[" * 100_000 + b"]" * 100_000 + b"]}", ""),
+    "deeply nested in a message": (b'{"messages": [' + nested() + b"]}", TOO_DEEP),
+    "deeply nested before the messages": (b'{"name": ' + nested() + b', "messages": []}', TOO_DEEP),
+    "deeply nested in a chat exporter channel": (b'{"guild": {}, "channel": {"id": ' + nested() + b"}}", TOO_DEEP),
+    "deeply nested in an account export": (b'{"personal_information": {"user_id": ' + nested() + b"}}", TOO_DEEP),
+    "deeply nested first jsonl line": (b'{"speaker": "Ana", "text": ' + nested() + b"}\n", TOO_DEEP),
+    "deeply nested package messages": (package({"Messages/c1/messages.json": nested()}), TOO_DEEP),
+    "deeply nested package channel": (package({"Messages/c2/channel.json": nested(),
+                                               "Messages/c2/messages.json": b"[]"}), TOO_DEEP),
+    "a 5 MB string in a package": (package({"Messages/c1/messages.json": b'[{"ID": "1", "Contents": "'
+                                            + b"\\\"" * 2_500_000 + b'"}]'}), TOO_LONG),
+    "a 5 MB id in a package": (package({"Account/user.json": b"{}", "Messages/c1/messages.json":
+                                                   b'[{"ID": "' + b"9" * 5_000_000 + b'"}]'}), TOO_LONG),
+    "a symbolic link in a zip": (symlink_package(), "symbolic link ('Messages/c1/channel.json')"),
+    "a csv field over the csv limit": (package({"Messages/c1/messages.csv": b"ID,Timestamp,Contents\n1,2023-01-01,"
+                                                + b"x" * 200_000 + b"\n"}), "field larger than field limit"),
     "empty file": (b"", "empty"),
     "empty export": (json.dumps({"name": "x", "type": "personal_chat", "id": 1, "messages": []}).encode(),
                      "no messages"),
@@ -77,7 +121,36 @@ async def test_a_zip_bomb_is_refused_before_unpacking(settings: Settings, tmp_pa
         zf.writestr("Messages/c1/messages.json", b"[" + b" " * (settings.import_max_bytes * 11) + b"]")
     assert path.stat().st_size < settings.import_max_bytes
     message, counts = await attempt(settings, path)
-    assert "would unpack to" in message and counts == (0, 0)
+    assert "messages.json in that zip unpacks to 577 MB; the limit per file is 52 MB" in message
+    assert counts == (0, 0)
+
+
+async def test_many_files_each_under_the_limit_are_refused_together(settings: Settings, tmp_path: Path) -> None:
+    small = settings.model_copy(update={"import_max_bytes": 4096})
+    path = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for i in range(11):
+            zf.writestr(f"Messages/c{i}/messages.json", b"[" + b" " * 4090 + b"]")
+    assert path.stat().st_size < 4096
+    message, counts = await attempt(small, path)
+    assert "That zip would unpack to 0 MB; the limit is 0 MB" in message and counts == (0, 0)
+
+
+async def test_a_folder_with_a_symbolic_link_is_refused(settings: Settings, tmp_path: Path) -> None:
+    folder = tmp_path / "package"
+    (folder / "Messages" / "c1").mkdir(parents=True)
+    (folder / "Messages" / "c1" / "messages.json").write_text("[]")
+    (folder / "Messages" / "c1" / "channel.json").symlink_to("/etc/passwd")
+    message, counts = await attempt(settings, folder)
+    assert "That folder contains a symbolic link ('channel.json'); refusing it." == message and counts == (0, 0)
+
+
+async def test_reading_past_the_time_budget_is_refused(settings: Settings, tmp_path: Path) -> None:
+    hurried = settings.model_copy(update={"import_max_seconds": 0.05})
+    path = tmp_path / "long.jsonl"
+    path.write_text(jsonl([("Ana", f"line {i}") for i in range(200_000)]))
+    message, counts = await attempt(hurried, path)
+    assert message == "That export took more than 0.05 s to read; refusing it." and counts == (0, 0)
 
 
 async def test_paths_escaping_the_archive_are_refused(settings: Settings, tmp_path: Path) -> None:
@@ -95,6 +168,73 @@ async def test_files_over_the_size_limit_are_refused(settings: Settings, tmp_pat
     path.write_text(jsonl([("Ana", "words " * 100)] * 10))
     message, counts = await attempt(small, path)
     assert "the limit is" in message and counts == (0, 0)
+
+
+# --- the bot's memory and time on hostile files: measured in a child process, which has nothing else in it ---
+
+MEASURE = """
+import asyncio, json, resource, sys, time
+from pathlib import Path
+from chat_exports import ImportFailed, import_export
+from persona_store import Scope, Store
+from twinbot.settings import load_settings
+
+async def main():
+    settings = load_settings()
+    async with Store.open_context(settings) as store:
+        user = await store.users.get_or_create("console", "ana", "Ana")
+        await store.consent.set(user.id, Scope.LEARN, True)
+        idle = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        started = time.monotonic()
+        try:
+            await import_export(settings, store, user, Path(sys.argv[1]), as_participant="Ana")
+            message = "imported"
+        except ImportFailed as exc:
+            message = str(exc)
+        grew_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - idle
+        print(json.dumps({"message": message, "grew_mb": grew_kb / 1024, "seconds": time.monotonic() - started}))
+
+_, hard = resource.getrlimit(resource.RLIMIT_AS)
+cap = 6 << 30 if hard == resource.RLIM_INFINITY else min(6 << 30, hard)
+resource.setrlimit(resource.RLIMIT_AS, (cap, hard))  # a missing guard fails here, not the machine
+asyncio.run(main())
+"""
+
+
+def big_string_package(path: Path, megabytes: int) -> None:
+    """A package whose one message is a string of `megabytes` MB, streamed into the zip (a few hundred KB)."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        zf.writestr("Messages/c1/channel.json", "{}")
+        with zf.open("Messages/c1/messages.json", "w", force_zip64=True) as fh:
+            fh.write(b'[{"ID": "1", "Timestamp": "2023-05-01 12:00:00", "Contents": "')
+            for _ in range(megabytes):
+                fh.write(b"a" * (1 << 20))
+            fh.write(b'"}]')
+
+
+@pytest.mark.parametrize(("case", "expected"), [
+    ("nested 100,000 deep in a message", TOO_DEEP),
+    ("nested 100,000 deep before the messages", TOO_DEEP),
+    ("a 400 MB string in a zip", "messages.json in that zip unpacks to 419 MB; the limit per file is 52 MB"),
+    ("a 40 MB string in a zip", TOO_LONG),
+])
+def test_hostile_files_cost_little_memory_and_time(settings: Settings, tmp_path: Path, case: str,
+                                                   expected: str) -> None:
+    path = tmp_path / "upload"
+    if case.startswith("nested"):
+        inner = nested()
+        path.write_bytes(b'{"messages": [' + inner + b"]}" if "in a message" in case else
+                         b'{"name": ' + inner + b', "messages": []}')
+    else:
+        big_string_package(path, 400 if "400" in case else 40)
+    assert path.stat().st_size < 500_000
+    env = {**os.environ, **settings_env(settings), "PYTHONPATH": str(REPO)}
+    child = subprocess.run([sys.executable, "-c", MEASURE, str(path)], env=env, cwd=tmp_path, capture_output=True,
+                           text=True, timeout=120)
+    assert child.returncode == 0, child.stderr[-2000:]
+    measured = json.loads(child.stdout)
+    assert expected in measured["message"] and "\n" not in measured["message"]
+    assert measured["grew_mb"] < 1024 and measured["seconds"] < 30, measured
 
 
 # --- property tests: no importer crashes on arbitrary input; valid exports round-trip ----------
@@ -115,7 +255,7 @@ FUZZ = hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCh
 def only_import_failed(path: Path) -> None:
     """Reading must either work or raise ImportFailed: never another exception."""
     try:
-        reader = open_reader(path, 50 * 1024 * 1024)
+        reader = open_reader(path, ReadLimits.from_settings(Settings.model_construct()))
         scan(reader)
     except ImportFailed:
         pass

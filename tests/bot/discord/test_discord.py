@@ -105,6 +105,23 @@ async def test_import_takes_an_attachment(rig: DiscordRig) -> None:
     assert "1 of yours, 1 from others" in edits[0].json["content"] and reply.ephemeral
 
 
+async def test_import_as_another_participant_is_refused(rig: DiscordRig) -> None:
+    await rig.command("consent", who=BO, scope="learn", needle="learn: on")
+    export = json.dumps(chat_exporter([("111", "ana", "mine"), ("222", "bo", "theirs")])).encode()
+    rig.fake.attachments["56"] = export
+    attachment = {"id": "56", "filename": "dce.json", "size": len(export), "content_type": "application/json",
+                  "url": f"http://127.0.0.1:{rig.fake.port}/attachments/56",
+                  "proxy_url": f"http://127.0.0.1:{rig.fake.port}/attachments/56"}
+    await rig.fake.interact("import", BO, [{"name": "file", "type": 11, "value": "56"},
+                                           {"name": "as", "type": 3, "value": "ana"}],
+                            resolved={"attachments": {"56": attachment}})
+    (edit,) = await rig.fake.wait_for(lambda: [r for r in rig.fake.of("PATCH", "/webhooks/")
+                                               if "only your own" in (r.json or {}).get("content", "")])
+    assert "You are bo (222) in that export, not 'ana'" in edit.json["content"]
+    bo = await rig.layer.ctx.store.users.lookup("discord", "222")
+    assert await rig.layer.ctx.store.messages.counts(bo.id) == (0, 0)
+
+
 async def test_twin_messages_never_ping_anyone(rig: DiscordRig) -> None:
     channel = rig.adapter.client.get_channel(int(CHANNEL_ID))
     outbox = ChannelOutbox(channel, None)

@@ -108,15 +108,27 @@ async def test_import_of_an_uploaded_export_via_getfile(rig: TelegramRig) -> Non
     export = json.dumps(telegram_chat([("user11", "ana", f"my line {i}") for i in range(5)] +
                                       [("user12", "bo", "hey")])).encode()
     await rig.say(rig.ana, dm, "/consent learn")
-    (asked,) = await rig.say(rig.ana, dm, document=export)
-    assert "user11" in await edited_to(rig, asked, "which participant you are")
-    (started,) = await rig.say(rig.ana, dm, "/import as:user11")
+    (started,) = await rig.say(rig.ana, dm, document=export)  # Ana's account says which participant she is
     assert "5 of yours, 1 from others" in await edited_to(rig, started, "Imported")
     assert rig.fake.calls_of("getFile")
     assert await kept_texts(rig, rig.ana.id) == [f"my line {i}" for i in range(5)] + ["hey"]  # bo's as context
     (again,) = await rig.say(rig.ana, dm, document=export, text="/import as:user11")
     assert "0 of yours" in await edited_to(rig, again, "Imported")
     assert len(await kept_texts(rig, rig.ana.id)) == 6
+
+
+async def test_import_as_another_participant_is_refused(rig: TelegramRig) -> None:
+    dm = rig.dm(rig.bo)
+    group_export = json.dumps(telegram_chat([("user11", "ana", f"ana's line {i}") for i in range(5)] +
+                                            [("user12", "bo", "bo's line")], chat_type="private_group")).encode()
+    await rig.say(rig.bo, dm, "/consent learn")
+    (refused,) = await rig.say(rig.bo, dm, document=group_export, text="/import as:user11")
+    text = await edited_to(rig, refused, "only your own")
+    assert "You are bo (user12) in that export, not 'user11'" in text
+    ana_only = json.dumps(telegram_chat([("user11", "ana", f"ana's line {i}") for i in range(5)])).encode()
+    (refused,) = await rig.say(rig.bo, dm, document=ana_only)
+    assert "Your account (user12) wrote nothing in that export" in await edited_to(rig, refused, "only your own")
+    assert await kept_texts(rig, rig.bo.id) == []
 
 
 async def test_a_document_over_the_download_limit_gets_a_friendly_refusal(rig: TelegramRig) -> None:
