@@ -65,10 +65,9 @@ async def test_private_commands_in_a_group_answer_in_private(rig: TelegramRig) -
     refused = await private_answer(rig, rig.group, "/import as:user11", document=export)
     assert "I didn't read this one" in refused.text and "private chat" in refused.text
     assert not rig.fake.calls_of("getFile") and await kept_texts(rig, rig.ana.id) == []
-    asked = await private_answer(rig, dm, "", document=export)
-    assert "user12" in await edited_to(rig, asked, "which participant you are")
-    started = await private_answer(rig, rig.group, "/import as:user11")
+    started = await private_answer(rig, dm, "", document=export)  # sent privately: read, as Ana's own
     assert "1 of yours, 1 from others" in await edited_to(rig, started, "Imported")
+    assert "Attach your export file" in (await private_answer(rig, rig.group, "/import as:user12")).text
     shown_in_group = [c.text for c in rig.fake.messages_to(rig.group, mark)]
     assert set(shown_in_group) == {"I sent you the answer in our private chat."}
     edits = rig.fake.calls_of("editMessageText", mark)
