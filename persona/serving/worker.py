@@ -169,8 +169,11 @@ class InferenceWorker:
             if isinstance(item, _Call):
                 self._settle(item.future, item.fn)
                 continue
-            batch = self._gather(item)
-            self._generate_batch(batch)
+            # Requests whose caller gave up are dropped; the others can no longer be cancelled, so
+            # delivering their replies cannot raise (InvalidStateError) and end this thread.
+            batch = [request for request in self._gather(item) if request.future.set_running_or_notify_cancel()]
+            if batch:
+                self._generate_batch(batch)
 
     def _gather(self, first: _Request) -> list[_Request]:
         """The first request plus whatever arrives within the batch window (calls are re-queued)."""
@@ -191,6 +194,10 @@ class InferenceWorker:
 
     @staticmethod
     def _settle(future: Future, fn: Callable[[], object]) -> None:
+        """Run `fn` for a caller still waiting. Once running, its future can no longer be cancelled, so
+        setting the result cannot raise InvalidStateError and end this thread."""
+        if not future.set_running_or_notify_cancel():
+            return
         try:
             future.set_result(fn())
         except BaseException as exc:
