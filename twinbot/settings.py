@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     avatars_per_minute: int = Field(default=6, ge=1)
     trains_per_hour: int = Field(default=3, ge=1)
 
+    # Serving queue: how many twin replies may wait for the model, in all and per user.
+    max_pending_replies: int = Field(default=64, ge=1)
+    max_pending_replies_per_user: int = Field(default=1, ge=1)
+
     @field_validator("discord_guild_ids", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> object:

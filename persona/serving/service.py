@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from persona.serving.worker import AdapterRef, InferenceWorker, Sampling
+from persona.serving.worker import AdapterRef, InferenceWorker, Sampling, WorkerBusy
 from persona.prompt import Turn, build_prompt_ids
 from persona.retrieval import reply_examples
 from persona_store import Store, User
@@ -78,7 +78,8 @@ class TwinService:
         return build_prompt_ids(self.worker.tokenizer, req.owner.display_name, context, examples, PROMPT_TOKENS)
 
     async def reply(self, req: ReplyRequest) -> str:
-        """The twin's answer: never empty; TwinError if the model fails or says nothing twice."""
+        """The twin's answer: never empty; TwinError if the model fails or says nothing twice, WorkerBusy
+        if too many replies are waiting."""
         try:
             ids = await self.prompt_ids(req)
             adapter = await self.adapter_for(req.owner)
@@ -89,6 +90,8 @@ class TwinService:
                 )
                 if text:
                     return text
+        except WorkerBusy:
+            raise
         except Exception as exc:
             log.exception("twin of user %s failed to reply", req.owner.id)
             raise TwinError(f"{req.owner.display_name}'s twin couldn't answer just now; please try again.") from exc

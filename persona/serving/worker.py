@@ -36,6 +36,10 @@ from twinbot.settings import Settings
 log = logging.getLogger(__name__)
 
 
+class WorkerBusy(Exception):
+    """Too many replies are already waiting for the model: refused at once rather than queued for a minute."""
+
+
 @functools.cache
 def _malloc_trim() -> Callable[[int], int] | None:
     try:
@@ -96,12 +100,15 @@ class InferenceWorker:
     """Owns the model on a dedicated thread; `generate` is awaitable from the event loop."""
 
     def __init__(self, load: Callable[[], tuple[PreTrainedModel, PreTrainedTokenizerBase]], *, threads: int,
-                 cache_size: int, batch_window_s: float, max_batch: int) -> None:
+                 cache_size: int, batch_window_s: float, max_batch: int, max_pending: int = 64) -> None:
         self._load = load
         self.threads = threads
         self.cache_size = cache_size
         self.batch_window_s = batch_window_s
         self.max_batch = max_batch
+        self.max_pending = max_pending
+        self._pending = 0
+        """Generation requests waiting or being generated; only the event loop counts them."""
         self._queue: queue.Queue[_Request | _Call | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._loaded: OrderedDict[str, AdapterRef] = OrderedDict()
@@ -116,7 +123,7 @@ class InferenceWorker:
         """The serving worker as the settings describe it (MODEL_DTYPE, threads, LRU size, batching)."""
         return cls(lambda: load_base_model(settings), threads=settings.inference_threads,
                    cache_size=settings.adapter_cache_size, batch_window_s=settings.batch_window_ms / 1000,
-                   max_batch=settings.max_batch_size)
+                   max_batch=settings.max_batch_size, max_pending=settings.max_pending_replies)
 
     async def start(self) -> None:
         """Start the thread and wait until the model is loaded (errors surface here)."""
@@ -132,9 +139,16 @@ class InferenceWorker:
 
     async def generate(self, prompt_ids: list[int], adapter: AdapterRef | None, max_new_tokens: int,
                        sampling: Sampling = Sampling()) -> str:
+        """The generated text; WorkerBusy at once when `max_pending` requests are already waiting."""
+        if self._pending >= self.max_pending:
+            raise WorkerBusy(f"{self._pending} replies are already waiting for the model")
         request = _Request(prompt_ids, adapter, max_new_tokens, sampling)
-        self._queue.put(request)
-        return await asyncio.wrap_future(request.future)
+        self._pending += 1
+        try:
+            self._queue.put(request)
+            return await asyncio.wrap_future(request.future)
+        finally:
+            self._pending -= 1
 
     async def call(self, fn: Callable[[], object]) -> object:
         """Run `fn` on the worker thread, between batches."""
