@@ -72,6 +72,8 @@ async def run_job(settings: Settings, store: Store, job: TrainingJob, *, stop: t
     user = await store.users.get(job.user_id)
     if user is None:
         return JobState.CANCELLED
+    if await cancel_without_consent(store, user, job):
+        return JobState.CANCELLED
     examples = build_examples(await store.messages.for_training(user.id))
     if len(examples) < settings.min_train_messages:
         error = f"only {len(examples)} usable messages; at least {settings.min_train_messages} are needed"
@@ -115,21 +117,35 @@ async def run_job(settings: Settings, store: Store, job: TrainingJob, *, stop: t
     return await publish(settings, store, user, job, target, metrics, len(examples))
 
 
+async def cancel_without_consent(store: Store, user: User, job: TrainingJob) -> bool:
+    """Cancel the job if its user no longer lets twinbot learn: no twin is trained or published after a
+    withdrawal (GDPR Art. 7(3)), whichever way `learn` was withdrawn."""
+    if (await store.consent.current(user.id)).learn:
+        return False
+    await store.jobs.finish(job.id, JobState.CANCELLED, "the user withdrew their consent to learn")
+    return True
+
+
 async def publish(settings: Settings, store: Store, user: User, job: TrainingJob, target: Path, metrics: dict,
                   n_examples: int) -> JobState:
-    """Point the twin at the new adapter, unless the job was cancelled or the user forgotten meanwhile."""
+    """Point the twin at the new adapter, unless the job was cancelled, the user withdrew `learn` or was
+    forgotten meanwhile (then the adapter and checkpoints are deleted)."""
     current = await store.jobs.get(job.id)
+    checkpoints = checkpoint_dir(settings, user.id, job.id)
     try:
         if current is None or current.state is not JobState.RUNNING:
             raise LookupError("job no longer running")
+        if await cancel_without_consent(store, user, job):
+            current = await store.jobs.get(job.id)
+            raise LookupError("consent withdrawn")
         await store.adapters.record(user.id, str(target), job.id, base_model_id(settings), n_examples, metrics)
     except (LookupError, sqlite3.IntegrityError):
         await asyncio.to_thread(shutil.rmtree, target, True)
+        await asyncio.to_thread(shutil.rmtree, checkpoints, True)
         return current.state if current else JobState.CANCELLED
     for old in target.parent.glob("job*"):
         if old != target:
             await asyncio.to_thread(shutil.rmtree, old, True)
-    checkpoints = checkpoint_dir(settings, user.id, job.id)
     await asyncio.to_thread(shutil.rmtree, checkpoints, True)
     with contextlib.suppress(OSError):  # the user's checkpoint folder, once empty
         checkpoints.parent.rmdir()
