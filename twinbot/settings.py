@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -110,6 +110,15 @@ class Settings(BaseSettings):
     @cached_property
     def model_cache_dir(self) -> Path:
         return self.data_dir / "models"
+
+
+SECRET_FIELDS = tuple(name for name, field in Settings.model_fields.items() if SecretStr in get_args(field.annotation))
+"""The credentials among the settings (platform tokens, the webhook secret)."""
+
+
+def without_secrets(settings: Settings) -> Settings:
+    """The settings minus every credential: what processes that talk to no platform (the trainer, Ray tasks) get."""
+    return settings.model_copy(update=dict.fromkeys(SECRET_FIELDS))
 
 
 def settings_env(settings: Settings, *, with_secrets: bool = False) -> dict[str, str]:

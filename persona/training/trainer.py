@@ -34,7 +34,7 @@ from persona.training.backends import TrainRun, backend_for
 from persona.training.lora import Progress, TrainConfig, TrainingStopped
 from persona_store import JobAlreadyActive, JobState, Store, TrainingJob, User
 from twinbot.logs import setup_logging
-from twinbot.settings import Settings, SettingsError, load_settings
+from twinbot.settings import SECRET_FIELDS, Settings, SettingsError, load_settings, without_secrets
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +206,14 @@ async def train_user(settings: Settings, name: str, platform: str, stop: threadi
         return 1
 
 
+def without_credentials(settings: Settings) -> Settings:
+    """Forget the platform credentials, in the settings and in this process's environment: training needs
+    none, and what the trainer starts (a local Ray and its workers) inherits its environment."""
+    for name in [name for name in os.environ if name.lower() in SECRET_FIELDS]:
+        del os.environ[name]
+    return without_secrets(settings)
+
+
 def install_stop_handlers(stop: threading.Event) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -213,6 +221,7 @@ def install_stop_handlers(stop: threading.Event) -> None:
 
 def train_user_now(settings: Settings, name: str, platform: str = "console") -> int:
     """`twinbot train --user NAME` and `python -m persona.training --user NAME`."""
+    settings = without_credentials(settings)
     stop = threading.Event()
     install_stop_handlers(stop)
     return asyncio.run(train_user(settings, name, platform, stop))
@@ -228,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     args = parser.parse_args(argv)
     try:
-        settings = load_settings()
+        settings = without_credentials(load_settings())
     except SettingsError as exc:
         print(f"trainer: {exc}", file=sys.stderr)
         return 2
