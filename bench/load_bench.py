@@ -1,7 +1,7 @@
 """Many users at once through the command layer: reply latency, throughput, event-loop lag, memory.
 
-`python bench/load_bench.py [--users 10] [--messages 2] [--adapters 1000] [--no-sequential]` prints one
-JSON object.
+`python bench/load_bench.py [--users 10] [--messages 2] [--adapters 1000] [--no-sequential] [--no-load]
+[--flood-requests 1000] [--flood-users 50]` prints one JSON object.
 
 N simulated users, each with a trained-shape LoRA adapter of their own, act concurrently on the
 real bundled model: they chat with their twins (one message after another, as people do), ask
@@ -11,7 +11,9 @@ twice, with the batching inference worker (the settings' MAX_BATCH_SIZE) and one
 time (MAX_BATCH_SIZE=1), each on a fresh data dir. Then the inference worker alone serves 1, 4, 8
 and 16 concurrent users (each with an adapter of their own), batched and one at a time, for the
 throughput and p95 latency at each level. Last, --adapters users each ask their twin one thing, so
-that many adapters pass through the LRU, and the bot's resident memory is read.
+that many adapters pass through the LRU, and the bot's resident memory is read. The flood row: 50
+users send 1,000 `/twin` at once while another user talks to their twin; it counts the twin answers
+and the "busy" ones, and times the other user's replies against the same user's on an idle bot.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.shared import in_child, percentile, random_adapters, rss_mb  # noqa: E402
 from bot.commands import CommandLayer, Event, Reply, open_services  # noqa: E402
+from bot.commands.context import Busy  # noqa: E402
+from bot.commands.twin import BUSY  # noqa: E402
 from persona.serving.worker import AdapterRef, InferenceWorker  # noqa: E402
 from persona.model import model_source  # noqa: E402
 from persona.prompt import Turn, build_prompt_ids  # noqa: E402
@@ -216,6 +220,40 @@ async def memory_with_adapters(settings: Settings, sources: list[Path], count: i
             "adapter_evictions": stats.adapter_evictions, "lru": settings.adapter_cache_size}
 
 
+async def flood(settings: Settings, sources: list[Path], users: int, requests: int) -> dict:
+    """`users` users send `requests` /twin at once; user `users` (not flooding) talks to their twin meanwhile."""
+    busy_texts = {BUSY, str(Busy("message to a twin"))}
+    with tempfile.TemporaryDirectory(prefix="load-bench-flood-") as tmp:
+        s = settings.model_copy(update={"data_dir": Path(tmp)})
+        async with open_services(s, with_model=True, with_avatars=False, with_trainer=False) as services:
+            layer = CommandLayer(s, services)
+            await seed_users(layer, sources, Path(tmp) / "user-adapters", users + 1)
+
+            async def timed(k: int, text: str, n: int) -> tuple[TimedOutbox, float]:
+                started = time.perf_counter()
+                out = await command(layer, event(k, text, n))
+                return out, time.perf_counter() - started
+
+            async def other(rounds: int) -> list[float]:
+                return [(await timed(users, f"/twin {LINES[r % len(LINES)]}", r))[1] for r in range(rounds)]
+
+            idle = await other(3)
+            started = time.perf_counter()
+            sent = asyncio.gather(*(timed(k, f"/twin {LINES[n % len(LINES)]}", n)
+                                    for k in range(users) for n in range(requests // users)))
+            during = await other(3)
+            replies = await sent
+            wall = time.perf_counter() - started
+            await layer.close()
+    texts = [(out.replies[0].text if out.replies else "no reply", out, took) for out, took in replies]
+    busy = [took for text, _, took in texts if text in busy_texts]
+    answers = [took for _, out, took in texts if any(r.speaker is not None for r in out.replies)]
+    return {"requests": len(replies), "users": users, "answered": len(answers), "busy": len(busy),
+            "errors": len(replies) - len(answers) - len(busy), "busy_max_s": round(max(busy, default=0.0), 3),
+            "answer_p95_s": round(percentile(answers, 0.95), 3), "other_idle_max_s": round(max(idle), 3),
+            "other_during_max_s": round(max(during), 3), "wall_s": round(wall, 1)}
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=10)
@@ -226,32 +264,38 @@ async def main() -> None:
                         help="also run the load one request at a time, for the throughput ratio (slow at 200 users)")
     parser.add_argument("--sweep-rounds", type=int, default=3,
                         help="requests per user in the 1/4/8/16-user worker sweep (0 skips the sweep)")
+    parser.add_argument("--load", action=argparse.BooleanOptionalAction, default=True,
+                        help="run the mixed load of --users users (--no-load: only the other rows)")
+    parser.add_argument("--flood-requests", type=int, default=1000, help="/twin sent at once (0 skips the flood)")
+    parser.add_argument("--flood-users", type=int, default=50, help="how many users send the flood")
     args = parser.parse_args()
     base = load_settings()
     settings = base.model_copy(update={"base_model": str(model_source(base)), "max_new_tokens": args.max_new_tokens,
                                        "adapter_cache_size": max(base.adapter_cache_size, 1)})
     with tempfile.TemporaryDirectory(prefix="load-bench-adapters-") as tmp:
         sources = random_adapters(settings, Path(tmp), DISTINCT_ADAPTERS)
-        batched = await run_load(settings, sources, args.users, args.messages, train=True)
+        batched = await run_load(settings, sources, args.users, args.messages, train=True) if args.load else {}
         print(json.dumps({"batched": batched}), file=sys.stderr)
         one_by_one = None
-        if args.sequential:
+        if args.load and args.sequential:
             one_by_one = await run_load(settings.model_copy(update={"max_batch_size": 1}), sources, args.users,
                                         args.messages, train=True)
             print(json.dumps({"sequential": one_by_one}), file=sys.stderr)
         sweep = await concurrency_sweep(settings, sources, args.sweep_rounds) if args.sweep_rounds else None
         if sweep:
             print(json.dumps({"sweep": sweep}), file=sys.stderr)
+        flooded = await flood(settings, sources, args.flood_users, args.flood_requests) if args.flood_requests else None
+        print(json.dumps({"flood": flooded}), file=sys.stderr)
         # In a fresh process: this one still holds what the load runs and the sweep allocated.
         memory = in_child(memory_with_adapters, (settings, sources, args.adapters), settings.inference_threads
                           ) if args.adapters else {}
     report = {
-        **{k: batched[k] for k in ("users", "loop_lag_p50_ms", "loop_lag_p99_ms", "reply_p50_s", "reply_p95_s",
-                                   "replies_per_s", "errors")},
+        **{k: batched.get(k) for k in ("users", "loop_lag_p50_ms", "loop_lag_p99_ms", "reply_p50_s", "reply_p95_s",
+                                       "replies_per_s", "errors")},
         "rss_mb_1000_adapters": memory.get("rss_mb_every_100", [None])[-1],
         "batched_vs_sequential_throughput":
             round(batched["replies_per_s"] / one_by_one["replies_per_s"], 2) if one_by_one else None,
-        "batched": batched, "sequential": one_by_one, "worker_sweep": sweep, "memory": memory,
+        "batched": batched, "sequential": one_by_one, "worker_sweep": sweep, "memory": memory, "flood": flooded,
         "max_new_tokens": args.max_new_tokens, "inference_threads": settings.inference_threads,
         "max_batch_size": settings.max_batch_size,
     }

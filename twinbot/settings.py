@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -95,6 +95,10 @@ class Settings(BaseSettings):
     imports_per_hour: int = Field(default=10, ge=1)
     import_uploads_max_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024)
 
+    # Serving queue: how many twin replies may wait for the model, in all and per user.
+    max_pending_replies: int = Field(default=64, ge=1)
+    max_pending_replies_per_user: int = Field(default=1, ge=1)
+
     @field_validator("discord_guild_ids", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> object:
@@ -141,6 +145,15 @@ def webhook_secret_problem(url: str | None, secret: SecretStr | None) -> str | N
     if not _WEBHOOK_SECRET.match(secret.get_secret_value()):
         return "may only use A-Z, a-z, 0-9, _ and - (1 to 256 characters)"
     return None
+
+
+SECRET_FIELDS = tuple(name for name, field in Settings.model_fields.items() if SecretStr in get_args(field.annotation))
+"""The credentials among the settings (platform tokens, the webhook secret)."""
+
+
+def without_secrets(settings: Settings) -> Settings:
+    """The settings minus every credential: what processes that talk to no platform (the trainer, Ray tasks) get."""
+    return settings.model_copy(update=dict.fromkeys(SECRET_FIELDS))
 
 
 def settings_env(settings: Settings, *, with_secrets: bool = False) -> dict[str, str]:

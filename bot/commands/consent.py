@@ -45,7 +45,10 @@ async def consent(ctx: CommandContext, inv: Invocation, out: Outbox) -> None:
     user = user or await ctx.user(inv.event)
     for scope, granted in changes.items():
         state = await ctx.store.consent.set(user.id, scope, granted)
-    await out.send(Reply(f"Done.\n{describe(state)}"))
+    stopped = ""
+    if changes.get(Scope.LEARN) is False and await ctx.store.jobs.cancel_active(user.id):
+        stopped = "\nYour twin's training is stopped; no new twin comes out of it."
+    await out.send(Reply(f"Done.\n{describe(state)}{stopped}"))
 
 
 SPEC = CommandSpec(

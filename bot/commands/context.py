@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict, deque
-from collections.abc import Coroutine
+from collections import Counter, OrderedDict, deque
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,13 @@ class NotInstalled(UserError):
 class RateLimited(UserError):
     def __init__(self, what: str, wait_s: float) -> None:
         super().__init__(f"Easy there: too many {what} in a short time. Try again in {max(1, round(wait_s))} s.")
+
+
+class Busy(UserError):
+    """The user already has as much under way as they may; said at once instead of queueing more."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"I'm still working on your previous {what}; try again in a moment.")
 
 
 @dataclass
@@ -81,6 +89,8 @@ class CommandContext:
     imports_running: set[tuple[str, str]] = field(default_factory=set)
     """(platform, user id) of imports in progress: one at a time per user, so no upload is deleted under one."""
     tasks: set[asyncio.Task] = field(default_factory=set)
+    in_flight: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """(action, user) -> how many of that user's `action` are under way now."""
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         """Run follow-up work (progress updates) in the background, logging its failure."""
@@ -118,3 +128,17 @@ class CommandContext:
 
     def limit(self, action: str, event: Event, per_minute: int, window_s: float = 60.0) -> None:
         self.limits.check(action, f"{event.platform}:{event.user_id}", per_minute, window_s)
+
+    @contextmanager
+    def one_of(self, action: str, event: Event, at_once: int) -> Iterator[None]:
+        """Count one of the user's `action` as under way while the block runs; Busy past `at_once` of them."""
+        key = (action, f"{event.platform}:{event.user_id}")
+        if self.in_flight[key] >= at_once:
+            raise Busy(action)
+        self.in_flight[key] += 1
+        try:
+            yield
+        finally:
+            self.in_flight[key] -= 1
+            if not self.in_flight[key]:
+                del self.in_flight[key]

@@ -43,6 +43,10 @@ async def status(ctx: CommandContext, inv: Invocation, out: Outbox) -> None:
             f"twin: trained on {adapter.n_examples} examples, {age(time.time() - adapter.created_at)} ago"
         )
     lines.append("face: kept" if await store.avatars.get(user.id) else "face: none kept yet (/avatar me)")
+    trainer = ctx.services.trainer
+    if trainer is not None and not trainer.running:
+        restart = f"; it restarts in {age(max(0.0, trainer.restart_at - time.time()))}" if trainer.restart_at else ""
+        lines.append(f"trainer: down (it stopped {trainer.deaths} time(s) in a row{restart}); training waits")
     await out.send(Reply("\n".join(lines), ephemeral=True))
 
 

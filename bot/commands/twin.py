@@ -12,6 +12,7 @@ from persona_store import User
 log = logging.getLogger(__name__)
 
 HISTORY_TURNS = 12
+BUSY = "The twins are busy answering a lot of people right now; try again in a moment."
 
 
 async def resolve_owner(ctx: CommandContext, event: Event, who: str | None) -> User:
@@ -59,6 +60,7 @@ async def talk(ctx: CommandContext, event: Event, owner: User, text: str, out: O
 
     from persona.prompt import Turn
     from persona.serving.service import ReplyRequest, TwinError
+    from persona.serving.worker import WorkerBusy
 
     key = (event.platform, event.chat_id, owner.id)
     history: deque = ctx.conversations.get(key) or deque(maxlen=HISTORY_TURNS)
@@ -72,11 +74,14 @@ async def talk(ctx: CommandContext, event: Event, owner: User, text: str, out: O
         is_dm=event.is_dm,
         asker_is_owner=speaker_is_owner,
     )
-    async with out.typing():
-        try:
-            answer = await twins.reply(request)
-        except TwinError as exc:
-            raise UserError(str(exc)) from exc
+    with ctx.one_of("message to a twin", event, ctx.settings.max_pending_replies_per_user):
+        async with out.typing():
+            try:
+                answer = await twins.reply(request)
+            except TwinError as exc:
+                raise UserError(str(exc)) from exc
+            except WorkerBusy as exc:
+                raise UserError(BUSY) from exc
     sent = await out.send(
         Reply(answer, speaker=Speaker(owner.id, owner.display_name, await twin_face(ctx, owner)), kind="twin")
     )

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from persona.assistant_voice import sounds_like_assistant
-from persona.serving.worker import AdapterRef, InferenceWorker, Sampling
+from persona.serving.worker import AdapterRef, InferenceWorker, Sampling, WorkerBusy
 from persona.prompt import Turn, build_prompt_ids
 from persona.retrieval import reply_examples
 from persona_store import Store, User
@@ -142,7 +142,8 @@ class TwinService:
         return (await self.prompt(req))[0]
 
     async def reply(self, req: ReplyRequest) -> str:
-        """The twin's answer: never empty; TwinError if the model fails or says nothing twice.
+        """The twin's answer: never empty; TwinError if the model fails or says nothing twice, WorkerBusy
+        if too many replies are waiting.
 
         A draw that is empty, in the assistant's voice or a recalled line parroted is drawn again,
         RETRY_CANDIDATES at once; the first acceptable one goes out, else any non-empty one.
@@ -164,6 +165,8 @@ class TwinService:
             text = next((text for text in drawn if acceptable(text, recalled)), fallback[0])
             if text:
                 return text
+        except WorkerBusy:
+            raise
         except Exception as exc:
             log.exception("twin of user %s failed to reply", req.owner.id)
             raise TwinError(f"{req.owner.display_name}'s twin couldn't answer just now; please try again.") from exc

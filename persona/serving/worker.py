@@ -36,6 +36,10 @@ from twinbot.settings import Settings
 log = logging.getLogger(__name__)
 
 
+class WorkerBusy(Exception):
+    """Too many replies are already waiting for the model: refused at once rather than queued for a minute."""
+
+
 @functools.cache
 def _malloc_trim() -> Callable[[int], int] | None:
     try:
@@ -96,12 +100,15 @@ class InferenceWorker:
     """Owns the model on a dedicated thread; `generate` is awaitable from the event loop."""
 
     def __init__(self, load: Callable[[], tuple[PreTrainedModel, PreTrainedTokenizerBase]], *, threads: int,
-                 cache_size: int, batch_window_s: float, max_batch: int) -> None:
+                 cache_size: int, batch_window_s: float, max_batch: int, max_pending: int = 64) -> None:
         self._load = load
         self.threads = threads
         self.cache_size = cache_size
         self.batch_window_s = batch_window_s
         self.max_batch = max_batch
+        self.max_pending = max_pending
+        self._pending = 0
+        """Generation requests waiting or being generated; only the event loop counts them."""
         self._queue: queue.Queue[_Request | _Call | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._loaded: OrderedDict[str, AdapterRef] = OrderedDict()
@@ -116,7 +123,7 @@ class InferenceWorker:
         """The serving worker as the settings describe it (MODEL_DTYPE, threads, LRU size, batching)."""
         return cls(lambda: load_base_model(settings), threads=settings.inference_threads,
                    cache_size=settings.adapter_cache_size, batch_window_s=settings.batch_window_ms / 1000,
-                   max_batch=settings.max_batch_size)
+                   max_batch=settings.max_batch_size, max_pending=settings.max_pending_replies)
 
     async def start(self) -> None:
         """Start the thread and wait until the model is loaded (errors surface here)."""
@@ -132,10 +139,19 @@ class InferenceWorker:
 
     async def generate(self, prompt_ids: list[int], adapter: AdapterRef | None, max_new_tokens: int,
                        sampling: Sampling = Sampling(), soft_length: int | None = None) -> str:
-        """The reply's text; past `soft_length` tokens, ending the turn gets likelier (Sampling.length_push)."""
+        """The reply's text; WorkerBusy at once when `max_pending` requests are already waiting.
+
+        Past `soft_length` tokens, ending the turn gets likelier (Sampling.length_push).
+        """
+        if self._pending >= self.max_pending:
+            raise WorkerBusy(f"{self._pending} replies are already waiting for the model")
         request = _Request(prompt_ids, adapter, max_new_tokens, sampling, soft_length)
-        self._queue.put(request)
-        return await asyncio.wrap_future(request.future)
+        self._pending += 1
+        try:
+            self._queue.put(request)
+            return await asyncio.wrap_future(request.future)
+        finally:
+            self._pending -= 1
 
     async def call(self, fn: Callable[[], object]) -> object:
         """Run `fn` on the worker thread, between batches."""
@@ -170,8 +186,11 @@ class InferenceWorker:
             if isinstance(item, _Call):
                 self._settle(item.future, item.fn)
                 continue
-            batch = self._gather(item)
-            self._generate_batch(batch)
+            # Requests whose caller gave up are dropped; the others can no longer be cancelled, so
+            # delivering their replies cannot raise (InvalidStateError) and end this thread.
+            batch = [request for request in self._gather(item) if request.future.set_running_or_notify_cancel()]
+            if batch:
+                self._generate_batch(batch)
 
     def _gather(self, first: _Request) -> list[_Request]:
         """The first request plus whatever arrives within the batch window (calls are re-queued)."""
@@ -192,6 +211,10 @@ class InferenceWorker:
 
     @staticmethod
     def _settle(future: Future, fn: Callable[[], object]) -> None:
+        """Run `fn` for a caller still waiting. Once running, its future can no longer be cancelled, so
+        setting the result cannot raise InvalidStateError and end this thread."""
+        if not future.set_running_or_notify_cancel():
+            return
         try:
             future.set_result(fn())
         except BaseException as exc:

@@ -14,6 +14,8 @@ import os
 import shutil
 import signal
 import sys
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from persona.examples import build_examples
@@ -24,8 +26,12 @@ from twinbot.settings import Settings, settings_env
 
 log = logging.getLogger(__name__)
 
-RESTART_DELAY_S = 5.0
 STOP_TIMEOUT_S = 30.0
+TRAINER_COMMAND = (sys.executable, "-m", "persona.training", "--worker")
+INHERITED = frozenset({"PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "TMPDIR", "VIRTUAL_ENV", "SYSTEMROOT"})
+INHERITED_PREFIXES = ("LC_", "PYTHON", "HF_", "TRANSFORMERS_", "TORCH", "OMP_", "MKL_", "CUDA_", "RAY_")
+"""What the trainer takes from the bot's environment besides the settings: what Python, torch, Hugging
+Face and Ray read. Nothing else (platform tokens above all) reaches it or the Ray workers it starts."""
 
 
 class NotEnoughData(Exception):
@@ -73,11 +79,31 @@ def describe_progress(job: TrainingJob) -> str:
     return f"Training failed: {job.error or 'unknown reason'}."
 
 
-class LocalTrainerProcess:
-    """`python -m persona.training --worker` as a child of the bot, restarted if it dies."""
+def trainer_env(settings: Settings, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The trainer process's whole environment: the settings without credentials, and INHERITED variables."""
+    kept = {name: value for name, value in environ.items()
+            if name in INHERITED or name.startswith(INHERITED_PREFIXES)}
+    return {**kept, **settings_env(settings)}
 
-    def __init__(self, settings: Settings) -> None:
+
+class LocalTrainerProcess:
+    """`python -m persona.training --worker` as a child of the bot, restarted if it dies.
+
+    Each death in a row doubles the wait before the next start, up to `max_delay_s`, and is logged as
+    an error; /status tells users while the trainer is down. A trainer that ran longer than
+    `max_delay_s` before dying starts the count again.
+    """
+
+    def __init__(self, settings: Settings, *, command: Sequence[str] = TRAINER_COMMAND, first_delay_s: float = 5.0,
+                 max_delay_s: float = 300.0) -> None:
         self.settings = settings
+        self.command = tuple(command)
+        self.first_delay_s = first_delay_s
+        self.max_delay_s = max_delay_s
+        self.deaths = 0
+        """How many times in a row the trainer died."""
+        self.restart_at: float | None = None
+        """When (time.time()) the dead trainer is started again; None while it runs."""
         self._process: asyncio.subprocess.Process | None = None
         self._watch: asyncio.Task | None = None
         self._stopping = False
@@ -87,28 +113,38 @@ class LocalTrainerProcess:
         self._watch = asyncio.create_task(self._keep_alive(), name="trainer-watch")
 
     async def _spawn(self) -> None:
-        env = {**os.environ, **settings_env(self.settings)}
         # Its output is log lines, never the conversation: both streams join the bot's stderr
         # (the log file when the bot is the console twin).
         self._process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "persona.training", "--worker", env=env, stdin=asyncio.subprocess.DEVNULL,
-            stdout=STDERR_FD,
+            *self.command, env=trainer_env(self.settings), stdin=asyncio.subprocess.DEVNULL, stdout=STDERR_FD,
         )
+        self.restart_at = None
         log.info("trainer process started (pid %s)", self._process.pid)
 
     async def _keep_alive(self) -> None:
         while not self._stopping:
             assert self._process is not None
+            started = time.monotonic()
             code = await self._process.wait()
             if self._stopping:
                 return
-            log.warning("trainer process exited with %s; restarting in %.0f s", code, RESTART_DELAY_S)
-            await asyncio.sleep(RESTART_DELAY_S)
+            if time.monotonic() - started > self.max_delay_s:
+                self.deaths = 0
+            delay = min(self.first_delay_s * 2**self.deaths, self.max_delay_s)
+            self.deaths += 1
+            self.restart_at = time.time() + delay
+            log.error("trainer process exited with %s (%d time(s) in a row); no training until it restarts in %g s",
+                      code, self.deaths, delay)
+            await asyncio.sleep(delay)
             await self._spawn()
 
     @property
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.returncode is None
 
     async def stop(self) -> None:
         """SIGTERM: the trainer checkpoints and puts its job back in the queue; SIGKILL if it hangs."""

@@ -34,7 +34,7 @@ from persona.training.backends import TrainRun, backend_for
 from persona.training.lora import Progress, TrainConfig, TrainingStopped
 from persona_store import JobAlreadyActive, JobState, Store, TrainingJob, User
 from twinbot.logs import setup_logging
-from twinbot.settings import Settings, SettingsError, load_settings
+from twinbot.settings import SECRET_FIELDS, Settings, SettingsError, load_settings, without_secrets
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,8 @@ async def run_job(settings: Settings, store: Store, job: TrainingJob, *, stop: t
     """Train one claimed job to the end (or to a stop), keeping the store informed. Returns the final state."""
     user = await store.users.get(job.user_id)
     if user is None:
+        return JobState.CANCELLED
+    if await cancel_without_consent(store, user, job):
         return JobState.CANCELLED
     examples = build_examples(await store.messages.for_training(user.id))
     if len(examples) < settings.min_train_messages:
@@ -115,21 +117,35 @@ async def run_job(settings: Settings, store: Store, job: TrainingJob, *, stop: t
     return await publish(settings, store, user, job, target, metrics, len(examples))
 
 
+async def cancel_without_consent(store: Store, user: User, job: TrainingJob) -> bool:
+    """Cancel the job if its user no longer lets twinbot learn: no twin is trained or published after a
+    withdrawal (GDPR Art. 7(3)), whichever way `learn` was withdrawn."""
+    if (await store.consent.current(user.id)).learn:
+        return False
+    await store.jobs.finish(job.id, JobState.CANCELLED, "the user withdrew their consent to learn")
+    return True
+
+
 async def publish(settings: Settings, store: Store, user: User, job: TrainingJob, target: Path, metrics: dict,
                   n_examples: int) -> JobState:
-    """Point the twin at the new adapter, unless the job was cancelled or the user forgotten meanwhile."""
+    """Point the twin at the new adapter, unless the job was cancelled, the user withdrew `learn` or was
+    forgotten meanwhile (then the adapter and checkpoints are deleted)."""
     current = await store.jobs.get(job.id)
+    checkpoints = checkpoint_dir(settings, user.id, job.id)
     try:
         if current is None or current.state is not JobState.RUNNING:
             raise LookupError("job no longer running")
+        if await cancel_without_consent(store, user, job):
+            current = await store.jobs.get(job.id)
+            raise LookupError("consent withdrawn")
         await store.adapters.record(user.id, str(target), job.id, base_model_id(settings), n_examples, metrics)
     except (LookupError, sqlite3.IntegrityError):
         await asyncio.to_thread(shutil.rmtree, target, True)
+        await asyncio.to_thread(shutil.rmtree, checkpoints, True)
         return current.state if current else JobState.CANCELLED
     for old in target.parent.glob("job*"):
         if old != target:
             await asyncio.to_thread(shutil.rmtree, old, True)
-    checkpoints = checkpoint_dir(settings, user.id, job.id)
     await asyncio.to_thread(shutil.rmtree, checkpoints, True)
     with contextlib.suppress(OSError):  # the user's checkpoint folder, once empty
         checkpoints.parent.rmdir()
@@ -190,6 +206,14 @@ async def train_user(settings: Settings, name: str, platform: str, stop: threadi
         return 1
 
 
+def without_credentials(settings: Settings) -> Settings:
+    """Forget the platform credentials, in the settings and in this process's environment: training needs
+    none, and what the trainer starts (a local Ray and its workers) inherits its environment."""
+    for name in [name for name in os.environ if name.lower() in SECRET_FIELDS]:
+        del os.environ[name]
+    return without_secrets(settings)
+
+
 def install_stop_handlers(stop: threading.Event) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -197,6 +221,7 @@ def install_stop_handlers(stop: threading.Event) -> None:
 
 def train_user_now(settings: Settings, name: str, platform: str = "console") -> int:
     """`twinbot train --user NAME` and `python -m persona.training --user NAME`."""
+    settings = without_credentials(settings)
     stop = threading.Event()
     install_stop_handlers(stop)
     return asyncio.run(train_user(settings, name, platform, stop))
@@ -212,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     args = parser.parse_args(argv)
     try:
-        settings = load_settings()
+        settings = without_credentials(load_settings())
     except SettingsError as exc:
         print(f"trainer: {exc}", file=sys.stderr)
         return 2

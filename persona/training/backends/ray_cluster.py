@@ -10,11 +10,15 @@ Cancelling, /forget or a stopping worker cancel the task. The task sends each ch
 through the same queue, and the worker keeps the latest in the job's checkpoint dir, as the local
 backend does: a job whose worker stopped or was killed resumes on the cluster from that checkpoint
 (losing at most TRAIN_CHECKPOINT_SECONDS of training) instead of starting again from step 0.
+A task works in a scratch dir named after its job on its node; a cancelled task is killed before it
+can clean up, so the worker then deletes that dir on every node.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +26,7 @@ from pathlib import Path
 
 import ray
 from ray.util.queue import Queue
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from persona.examples import Example
 from persona.training.backends import TrainRun
@@ -35,13 +40,12 @@ from persona.training.lora import (
     write_adapter,
 )
 from twinbot.atomic import write_dir_atomically, write_file_atomically
-from twinbot.settings import Settings
+from twinbot.settings import Settings, without_secrets
 
 log = logging.getLogger(__name__)
 
 WAIT_S = 0.5
-SECRETS = ("discord_token", "telegram_token", "telegram_webhook_secret")
-"""Never shipped to the cluster: training needs no platform credentials."""
+CLEAN_TIMEOUT_S = 30.0
 
 
 def connect(settings: Settings) -> None:
@@ -58,9 +62,30 @@ class CheckpointFile:
     data: bytes
 
 
+def scratch_name(run: TrainRun) -> str:
+    """The name of the task's scratch dir (under the node's temp dir): one per job, never another bot's."""
+    return "twinbot-train-" + hashlib.sha256(str(run.checkpoints.resolve()).encode()).hexdigest()[:16]
+
+
+def _scratch(name: str) -> Path:
+    return Path(tempfile.gettempdir()) / name
+
+
+@ray.remote(num_cpus=0, max_retries=0)
+def _remove_scratch(name: str) -> None:
+    shutil.rmtree(_scratch(name), ignore_errors=True)
+
+
+def remove_scratch_everywhere(name: str) -> None:
+    """Delete a job's scratch dir (its checkpoint and adapter) on every node of the cluster."""
+    removals = [_remove_scratch.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False))
+                .remote(name) for node in ray.nodes() if node["Alive"]]
+    ray.wait(removals, num_returns=len(removals), timeout=CLEAN_TIMEOUT_S)
+
+
 @ray.remote(max_retries=0)
 def _train_task(settings: Settings, owner_name: str, examples: list[Example], config: TrainConfig,
-                progress: Queue, resume: bytes | None) -> tuple[dict[str, bytes], dict]:
+                progress: Queue, resume: bytes | None, scratch: str) -> tuple[dict[str, bytes], dict]:
     """Runs on a cluster node: train (from `resume`, a checkpoint's bytes, if given), sending progress
     and checkpoints through `progress`; then return the adapter as {file name: bytes} and the metrics."""
     import torch
@@ -74,16 +99,20 @@ def _train_task(settings: Settings, owner_name: str, examples: list[Example], co
         progress.put(p)
         return True
 
-    with tempfile.TemporaryDirectory() as tmp:
-        checkpoints = Path(tmp) / "checkpoints"
+    tmp = _scratch(scratch)
+    shutil.rmtree(tmp, ignore_errors=True)  # an earlier attempt's, killed on this node
+    try:
+        checkpoints = tmp / "checkpoints"
         if resume is not None:
             write_file_atomically(checkpoints / CHECKPOINT_FILE, lambda fh: fh.write(resume))
         model, result = train_adapter(
             base, tokenizer, encode(tokenizer, owner_name, examples, config.max_tokens), config, progress=report,
             checkpoint_dir=checkpoints,
             on_checkpoint=lambda path: progress.put(CheckpointFile(path.read_bytes())))
-        written = write_adapter(model, Path(tmp) / "adapter")
+        written = write_adapter(model, tmp / "adapter")
         files = {p.name: p.read_bytes() for p in written.iterdir() if p.is_file()}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return files, result.metrics()
 
 
@@ -106,11 +135,12 @@ def train_on_ray(settings: Settings, run: TrainRun, progress: Callable[[Progress
     """The Backend: train `run` on the cluster, relay its progress, land its adapter at run.target."""
     connect(settings)
     queue = Queue(actor_options={"num_cpus": 0})
-    clean = settings.model_copy(update={name: None for name in SECRETS})
+    clean = without_secrets(settings)  # training needs no platform credentials: never shipped to the cluster
     checkpoint = run.checkpoints / CHECKPOINT_FILE
     resume = checkpoint.read_bytes() if checkpoint.exists() else None
+    scratch = scratch_name(run)
     task = _train_task.options(num_cpus=settings.ray_task_cpus).remote(
-        clean, run.owner_name, run.examples, run.config, queue, resume)
+        clean, run.owner_name, run.examples, run.config, queue, resume, scratch)
     # Until the task reports (it is waiting for a node, or loading the model), "step 0" keeps the
     # job's heartbeat alive and still lets a cancellation through.
     latest = Progress(0, 0, None, None, 0.0)
@@ -120,6 +150,8 @@ def train_on_ray(settings: Settings, run: TrainRun, progress: Callable[[Progress
             latest = _relay(queue, checkpoint) or latest
             if not progress(latest):
                 ray.cancel(task, force=True)
+                ray.wait([task], timeout=CLEAN_TIMEOUT_S)  # killed: it left its scratch dir behind
+                remove_scratch_everywhere(scratch)
                 raise TrainingStopped(f"stopped at step {latest.step} of {latest.total_steps}")
             if done:
                 break

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from persona.training.lora import CHECKPOINT_FILE
-from persona.paths import checkpoint_dir
-from persona.training.trainer import run_worker
+from persona.paths import adapter_path, checkpoint_dir
+from persona.training.trainer import run_job, run_worker
 from persona_store import JobState, NewMessage, Scope, Store
 from twinbot.settings import Settings, settings_env
 
@@ -161,3 +161,26 @@ async def test_a_failed_job_says_why_and_leaves_no_checkpoint(trainer_settings: 
         failed = await store.jobs.get(job.id)
         assert failed.state is JobState.FAILED and "without a model in it" in failed.error
         assert not checkpoints.exists() and await store.adapters.get(user.id) is None
+
+
+@pytest.mark.parametrize("when", ["while training", "while queued"])
+async def test_no_twin_is_published_after_learn_is_withdrawn(trainer_settings: Settings, when: str) -> None:
+    settings = trainer_settings.model_copy(update={"train_max_steps": 8})
+    async with Store.open_context(settings) as store:
+        user = await seed_user(store)
+        job = await store.jobs.claim((await store.jobs.enqueue(user.id)).id, "test")
+        loop = asyncio.get_running_loop()
+
+        def withdraw() -> None:  # straight in the store: no /consent command cancels the job for the trainer
+            asyncio.run_coroutine_threadsafe(store.consent.set(user.id, Scope.LEARN, False), loop).result()
+
+        if when == "while queued":
+            await store.consent.set(user.id, Scope.LEARN, False)
+        state = await run_job(settings, store, job, stop=threading.Event(),
+                              show=lambda p: withdraw() if p.step == 3 and when == "while training" else None)
+        assert state is JobState.CANCELLED
+        ended = await store.jobs.get(job.id)
+        assert ended.state is JobState.CANCELLED and "consent" in ended.error
+        assert await store.adapters.get(user.id) is None
+        assert not adapter_path(settings, user.id, job.id).exists()
+        assert not checkpoint_dir(settings, user.id, job.id).exists()

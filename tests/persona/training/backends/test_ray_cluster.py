@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -10,15 +14,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from persona.training.lora import CHECKPOINT_FILE, Progress
-from persona.paths import checkpoint_dir
+from persona.training.backends import TrainRun
+from persona.training.lora import CHECKPOINT_FILE, Progress, TrainConfig
+from persona.paths import adapter_path, checkpoint_dir
 from persona.training.trainer import run_worker
 from persona_store import JobState, Store
 from tests.persona.training.test_trainer import seed_user
 from twinbot.settings import Settings
 
 ray = pytest.importorskip("ray", reason="the ray extra is part of the dev install (make test)")
-from persona.training.backends.ray_cluster import CheckpointFile, _relay  # noqa: E402 - needs ray
+from persona.training.backends.ray_cluster import CheckpointFile, _relay, scratch_name  # noqa: E402 - needs ray
 from ray.util.queue import Queue  # noqa: E402
 
 
@@ -49,23 +54,45 @@ async def test_a_job_trains_on_ray_and_its_adapter_lands_in_the_shared_dir(
         assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no staging dir left
 
 
-async def test_a_cancelled_job_stops_the_ray_task(local_ray: None, settings: Settings, tiny_model_dir: Path) -> None:
+async def test_a_cancelled_job_stops_the_ray_task_and_leaves_nothing_on_the_node(
+        local_ray: None, settings: Settings, tiny_model_dir: Path) -> None:
     s = settings.model_copy(update={"trainer_backend": "ray", "base_model": str(tiny_model_dir),
-                                    "model_dtype": "float32", "train_max_steps": 100_000,
-                                    "train_epochs": 1000})  # runs until cancelled
+                                    "model_dtype": "float32", "train_max_steps": 100_000, "train_epochs": 1000,
+                                    "train_checkpoint_seconds": 0.2})  # runs until cancelled
     async with Store.open_context(s) as store:
         user = await seed_user(store)
         job = await store.jobs.enqueue(user.id, {})
+        run = TrainRun("Ana", [], TrainConfig(), checkpoint_dir(s, user.id, job.id), adapter_path(s, user.id, job.id))
+        scratch = Path(tempfile.gettempdir()) / scratch_name(run)
         worker = asyncio.create_task(run_worker(s, threading.Event(), once=True))
         for _ in range(1200):  # a busy machine is slow to start Ray workers: cancel once training runs
             current = await store.jobs.get(job.id)
-            if current.step and current.step > 2:
+            if current.step and current.step > 2 and (scratch / "checkpoints" / CHECKPOINT_FILE).exists():
                 break
             await asyncio.sleep(0.1)
-        await store.jobs.cancel_active(user.id)
+        await store.jobs.cancel_active(user.id)  # as /forget and /consent off do
         await asyncio.wait_for(worker, 180)
         assert (await store.jobs.get(job.id)).state is JobState.CANCELLED
         assert await store.adapters.get(user.id) is None
+        assert not scratch.exists()  # the killed task's checkpoint is gone from the node
+
+
+def test_local_ray_workers_of_the_trainer_get_no_platform_token(tmp_path: Path) -> None:
+    code = (
+        "import os\n"
+        "from persona.training.trainer import without_credentials\n"
+        "from twinbot.settings import load_settings\n"
+        "without_credentials(load_settings())\n"
+        "import ray\n"
+        "ray.init(address='local', num_cpus=1, include_dashboard=False, log_to_driver=False)\n"
+        "print(ray.get(ray.remote(lambda: os.environ.get('DISCORD_TOKEN', 'none')).remote()))\n"
+    )
+    env = {**os.environ, "DISCORD_TOKEN": "a-token-in-the-trainers-environment",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[4])}
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "none"
 
 
 async def test_a_stopped_worker_leaves_the_ray_jobs_checkpoint_and_the_next_one_resumes_from_it(
