@@ -13,7 +13,7 @@ from typing import Any
 import aiosqlite
 
 from persona_store.errors import DatabaseTooNew
-from persona_store.migrations import all_migrations
+from persona_store.migrations import Migration, all_migrations
 
 # WAL lets the trainer process read and write while the bot does; secure_delete zeroes freed pages
 # so text removed by /forget does not linger in the file.
@@ -77,13 +77,33 @@ class Database:
             )
         for migration in migrations:
             if current < migration.version <= (target or latest):
-                # executescript commits first, so run the script and the version bump in one explicit
-                # transaction of our own: a crash mid-migration leaves the previous version intact.
-                await self.conn.executescript(
-                    f"BEGIN IMMEDIATE;\n{migration.sql}\nPRAGMA user_version = {migration.version};\nCOMMIT;"
-                )
+                await self._apply(migration)
                 current = migration.version
         return current
+
+    async def _apply(self, migration: Migration) -> None:
+        """Run one migration atomically, with foreign keys off as SQLite's table-rebuild recipe needs.
+
+        With them on, dropping a table to rebuild it would cascade into every row that references it.
+        The result is checked with foreign_key_check before the commit.
+        """
+        await self._run("PRAGMA foreign_keys = OFF")
+        try:
+            # executescript commits first, so the script and the version bump run in one explicit
+            # transaction of our own: a crash mid-migration leaves the previous version intact.
+            await self.conn.executescript(
+                f"BEGIN IMMEDIATE;\n{migration.sql}\nPRAGMA user_version = {migration.version};"
+            )
+            broken = await self.fetchall("PRAGMA foreign_key_check")
+            if broken:
+                raise RuntimeError(f"migration v{migration.version:02d} breaks a foreign key: {tuple(broken[0])}")
+            await self._run("COMMIT")
+        except BaseException:
+            if self.conn.in_transaction:
+                await self._run("ROLLBACK")
+            raise
+        finally:
+            await self._run("PRAGMA foreign_keys = ON")
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[aiosqlite.Connection]:
