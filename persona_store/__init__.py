@@ -1,6 +1,12 @@
 """SQLite persistence for twinbot: schema, migrations and every query. Nothing else writes SQL."""
 
-from persona_store.errors import DatabaseTooNew, JobAlreadyActive, QueueFull, StoreError
+from persona_store.errors import (
+    DatabaseTooNew,
+    JobAlreadyActive,
+    MessageQuotaFull,
+    QueueFull,
+    StoreError,
+)
 from persona_store.models import (
     AddResult,
     AdapterRecord,
@@ -25,6 +31,7 @@ __all__ = [
     "DatabaseTooNew",
     "JobAlreadyActive",
     "JobState",
+    "MessageQuotaFull",
     "NewMessage",
     "QueueFull",
     "Scope",

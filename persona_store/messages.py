@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import aiosqlite
 
 from persona_store.connection import Database
+from persona_store.errors import MessageQuotaFull
 from persona_store.models import AddResult, NewMessage, StoredMessage
 
 _COLUMNS = "id, owner_id, platform, chat_id, message_id, author, is_own, ts, text, source, reply_to, is_dm"
@@ -15,6 +16,9 @@ _WORD = re.compile(r"\w{2,}", re.UNICODE)
 # Enough words to find similar lines; more only slows the OR query down.
 _MAX_QUERY_WORDS = 24
 
+
+# Row values per query when checking which messages are already stored.
+_LOOKUP_BATCH = 300
 
 _INSERT = (
     "INSERT OR IGNORE INTO messages (owner_id, platform, chat_id, message_id, author, is_own, ts, text, source,"
@@ -39,6 +43,41 @@ def _message(row: aiosqlite.Row) -> StoredMessage:
     )
 
 
+async def _count(conn: aiosqlite.Connection, owner_id: int) -> int:
+    async with conn.execute("SELECT count(*) FROM messages WHERE owner_id = ?", (owner_id,)) as cursor:
+        return int((await cursor.fetchone())[0])
+
+
+async def _insert_within(conn: aiosqlite.Connection, rows: list[tuple], room: int) -> tuple[int, int, list[tuple]]:
+    """Insert rows in order until `room` new ones are stored; returns (own added, context added, rows not tried)."""
+    added = {True: 0, False: 0}
+    while rows and room > 0:
+        chunk, rows = rows[:room], rows[room:]
+        for own in (True, False):
+            part = [row for row in chunk if bool(row[5]) is own]
+            if part:
+                # executemany's rowcount sums the rows each statement changed, triggers excluded.
+                async with conn.executemany(_INSERT, part) as cursor:
+                    added[own] += cursor.rowcount
+                    room -= cursor.rowcount
+    return added[True], added[False], rows
+
+
+async def _not_stored(conn: aiosqlite.Connection, owner_id: int, rows: list[tuple]) -> int:
+    """How many distinct messages among `rows` the owner does not keep yet."""
+    keys = list({(row[1], row[2], row[3]) for row in rows})
+    found = 0
+    for start in range(0, len(keys), _LOOKUP_BATCH):
+        chunk = keys[start : start + _LOOKUP_BATCH]
+        values = ", ".join("(?, ?, ?)" for _ in chunk)
+        async with conn.execute(
+            f"SELECT count(*) FROM messages WHERE owner_id = ? AND (platform, chat_id, message_id) IN (VALUES {values})",
+            (owner_id, *(part for key in chunk for part in key)),
+        ) as cursor:
+            found += int((await cursor.fetchone())[0])
+    return len(keys) - found
+
+
 def fts_query(text: str) -> str | None:
     """An FTS5 query matching any word of `text`; words are quoted so user text is never syntax."""
     words = list(dict.fromkeys(word.lower() for word in _WORD.findall(text)))[:_MAX_QUERY_WORDS]
@@ -46,28 +85,37 @@ def fts_query(text: str) -> str | None:
 
 
 class Messages:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, max_per_owner: int = 200_000) -> None:
         self._db = db
+        self.max_per_owner = max_per_owner
 
     async def add_many(self, messages: Sequence[NewMessage]) -> AddResult:
-        """Store a batch in one transaction; messages already stored (same owner, chat, id) are skipped."""
+        """Store a batch in one transaction; messages already stored (same owner, chat, id) are skipped.
+
+        An owner never keeps more than `max_per_owner` messages: what fits is stored (their own lines
+        first), and if anything new was left out MessageQuotaFull says so after the commit.
+        """
         if not messages:
             return AddResult(0, 0)
-        rows = [
-            (m.owner_id, m.platform, m.chat_id, m.message_id, m.author, int(m.is_own), m.ts, m.text,
-             m.source, m.reply_to, int(m.is_dm))
-            for m in messages
-        ]
-        added = {True: 0, False: 0}
+        by_owner: dict[int, list[tuple]] = {}
+        for m in messages:
+            by_owner.setdefault(m.owner_id, []).append(
+                (m.owner_id, m.platform, m.chat_id, m.message_id, m.author, int(m.is_own), m.ts, m.text,
+                 m.source, m.reply_to, int(m.is_dm))
+            )
+        own = context = refused = 0
         async with self._db.write() as conn:
-            for own in (True, False):
-                part = [row for row in rows if bool(row[5]) is own]
-                if part:
-                    # executemany's rowcount sums the rows each statement changed, triggers excluded.
-                    async with conn.executemany(_INSERT, part) as cursor:
-                        added[own] = cursor.rowcount
-        total = added[True] + added[False]
-        return AddResult(added=total, duplicates=len(rows) - total, own_added=added[True])
+            for owner_id, rows in by_owner.items():
+                rows.sort(key=lambda row: not row[5])
+                room = self.max_per_owner - await _count(conn, owner_id)
+                added_own, added_context, left = await _insert_within(conn, rows, room)
+                own += added_own
+                context += added_context
+                refused += await _not_stored(conn, owner_id, left)
+        result = AddResult(added=own + context, duplicates=len(messages) - own - context - refused, own_added=own)
+        if refused:
+            raise MessageQuotaFull(self.max_per_owner, result, refused)
+        return result
 
     async def for_training(self, owner_id: int) -> list[StoredMessage]:
         """All of the owner's messages, in conversation order within each chat."""

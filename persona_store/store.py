@@ -20,18 +20,18 @@ from persona_store.users import Users
 class Store:
     """All of twinbot's rows. Every query in the project goes through one of these attributes."""
 
-    def __init__(self, db: Database, max_queued_jobs: int = 100) -> None:
+    def __init__(self, db: Database, max_queued_jobs: int = 100, max_messages_per_user: int = 200_000) -> None:
         self.db = db
         self.users = Users(db)
         self.consent = ConsentLog(db)
-        self.messages = Messages(db)
+        self.messages = Messages(db, max_messages_per_user)
         self.jobs = TrainingJobs(db, max_queued_jobs)
         self.adapters = Adapters(db)
         self.avatars = Avatars(db)
 
     @classmethod
-    async def open(cls, path: Path, max_queued_jobs: int = 100) -> Store:
-        return cls(await Database.open(path), max_queued_jobs)
+    async def open(cls, path: Path, max_queued_jobs: int = 100, max_messages_per_user: int = 200_000) -> Store:
+        return cls(await Database.open(path), max_queued_jobs, max_messages_per_user)
 
     async def close(self) -> None:
         await self.db.close()
@@ -39,7 +39,7 @@ class Store:
     @classmethod
     def open_context(cls, settings) -> AbstractAsyncContextManager[Store]:  # noqa: ANN001 - twinbot Settings
         """`async with Store.open_context(settings) as store:` at the settings' database path."""
-        return open_store(settings.db_path, settings.max_queued_jobs)
+        return open_store(settings.db_path, settings.max_queued_jobs, settings.max_messages_per_user)
 
     async def export_user(self, user_id: int) -> dict[str, bytes]:
         """Every row about the user as JSON documents, keyed by their path in an export archive."""
@@ -91,9 +91,11 @@ class Store:
 
 
 @asynccontextmanager
-async def open_store(path: Path, max_queued_jobs: int = 100) -> AsyncIterator[Store]:
+async def open_store(
+    path: Path, max_queued_jobs: int = 100, max_messages_per_user: int = 200_000
+) -> AsyncIterator[Store]:
     """`async with open_store(path) as store:` — opened, migrated, closed at the end."""
-    store = await Store.open(path, max_queued_jobs)
+    store = await Store.open(path, max_queued_jobs, max_messages_per_user)
     try:
         yield store
     finally:

@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     avatars_per_minute: int = Field(default=6, ge=1)
     trains_per_hour: int = Field(default=3, ge=1)
 
+    # Limits on what one user's data may take: messages kept.
+    max_messages_per_user: int = Field(default=200_000, ge=1)
+
     @field_validator("discord_guild_ids", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> object:

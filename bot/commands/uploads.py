@@ -12,7 +12,7 @@ from pathlib import Path
 from bot.commands.context import CommandContext, UserError
 from bot.commands.types import Attachment, CommandSpec, Invocation, OptionSpec, Outbox, Reply
 from persona.paths import user_upload_dir
-from persona_store import User
+from persona_store import MessageQuotaFull, User
 from twinbot.settings import Settings
 
 PROGRESS_EVERY_S = 2.0
@@ -57,6 +57,14 @@ async def save_upload(settings: Settings, user: User, attachment: Attachment) ->
     return path
 
 
+def quota_reached(exc: MessageQuotaFull) -> str:
+    """What an import that ran into the per-user message quota tells its user."""
+    return (
+        f"I stopped importing at the limit of {exc.quota:,} messages kept per user. "
+        "The rest of this export was not stored; everything kept before is still there."
+    )
+
+
 async def import_(ctx: CommandContext, inv: Invocation, out: Outbox) -> None:
     user = await ctx.require_known(inv.event)
     if not (await ctx.store.consent.current(user.id)).learn:
@@ -94,6 +102,11 @@ async def import_(ctx: CommandContext, inv: Invocation, out: Outbox) -> None:
         ctx.pending_imports.pop(key, None)
         await asyncio.to_thread(path.unlink, missing_ok=True)
         await message.edit(Reply(str(exc), kind="error"))
+        return
+    except MessageQuotaFull as exc:
+        ctx.pending_imports.pop(key, None)
+        await asyncio.to_thread(path.unlink, missing_ok=True)
+        await message.edit(Reply(quota_reached(exc), kind="error"))
         return
     ctx.pending_imports.pop(key, None)
     await asyncio.to_thread(path.unlink, missing_ok=True)
