@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from collections.abc import AsyncIterator
@@ -14,6 +15,7 @@ from persona_store.consent import ConsentLog
 from persona_store.avatars import Avatars
 from persona_store.jobs import TrainingJobs
 from persona_store.messages import Messages
+from persona_store.models import AvatarRecord
 from persona_store.users import Users
 
 
@@ -42,26 +44,24 @@ class Store:
         return open_store(settings.db_path, settings.max_queued_jobs, settings.max_messages_per_user)
 
     async def export_user(self, user_id: int) -> dict[str, bytes]:
-        """Every row about the user as JSON documents, keyed by their path in an export archive."""
+        """Every row about the user as JSON documents, keyed by their path in an export archive.
+
+        The rows are read here; turning them into JSON runs in a worker thread, off the event loop.
+        """
         user = await self.users.get(user_id)
         if user is None:
             return {}
         avatar = await self.avatars.get(user_id)
         adapter = await self.adapters.get(user_id)
-        documents = {
-            "profile.json": dataclasses.asdict(user),
-            "consent_history.json": [dataclasses.asdict(e) for e in await self.consent.history(user_id)],
-            "messages.json": [dataclasses.asdict(m) for m in await self.messages.for_training(user_id)],
-            "training_jobs.json": [dataclasses.asdict(j) for j in await self.jobs.history(user_id)],
-            "adapter_record.json": dataclasses.asdict(adapter) if adapter else None,
-            "avatar_record.json": (
-                {**dataclasses.asdict(avatar), "latent": avatar.latent.hex()} if avatar else None
-            ),
+        rows = {
+            "profile.json": user,
+            "consent_history.json": await self.consent.history(user_id),
+            "messages.json": await self.messages.for_training(user_id),
+            "training_jobs.json": await self.jobs.history(user_id),
+            "adapter_record.json": adapter,
+            "avatar_record.json": avatar,
         }
-        return {
-            f"data/{name}": json.dumps(doc, indent=2, ensure_ascii=False, default=str).encode()
-            for name, doc in documents.items()
-        }
+        return await asyncio.to_thread(_documents, rows)
 
     async def delete_user(self, user_id: int) -> dict[str, int]:
         """Delete every row of the user and scrub the file so the deleted text cannot be recovered.
@@ -88,6 +88,22 @@ class Store:
         """Leave no deleted text behind in the index, the WAL or free pages."""
         await self.db.execute("INSERT INTO messages_fts (messages_fts) VALUES ('optimize')")
         await self.db.maintenance("PRAGMA wal_checkpoint(TRUNCATE)", "VACUUM", "PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def _documents(rows: dict[str, object]) -> dict[str, bytes]:
+    """The export's JSON files from the rows they describe (a list, one record, or None)."""
+
+    def plain(record: object) -> object:
+        if isinstance(record, list):
+            return [plain(item) for item in record]
+        if isinstance(record, AvatarRecord):
+            return {**dataclasses.asdict(record), "latent": record.latent.hex()}
+        return dataclasses.asdict(record) if record is not None else None
+
+    return {
+        f"data/{name}": json.dumps(plain(record), indent=2, ensure_ascii=False, default=str).encode()
+        for name, record in rows.items()
+    }
 
 
 @asynccontextmanager

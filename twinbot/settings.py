@@ -83,8 +83,9 @@ class Settings(BaseSettings):
     avatars_per_minute: int = Field(default=6, ge=1)
     trains_per_hour: int = Field(default=3, ge=1)
 
-    # Limits on what one user's data may take: messages kept.
+    # Limits on what one user's data may take: messages kept, and the /export archive's size.
     max_messages_per_user: int = Field(default=200_000, ge=1)
+    export_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
 
     @field_validator("discord_guild_ids", mode="before")
     @classmethod

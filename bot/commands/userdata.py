@@ -7,7 +7,7 @@ import io
 import time
 import zipfile
 
-from bot.commands.context import CommandContext
+from bot.commands.context import CommandContext, UserError
 from bot.commands.types import CommandSpec, Invocation, OptionSpec, OutFile, Outbox, Reply
 
 EXPORT_README = """\
@@ -50,6 +50,12 @@ async def export(ctx: CommandContext, inv: Invocation, out: Outbox) -> None:
     for keeper in ctx.services.keepers.values():
         files.update(await keeper.export_user_data(user.id))
     data = await asyncio.to_thread(build_zip, files)
+    limit = ctx.settings.export_max_bytes
+    if len(data) > limit:
+        raise UserError(
+            f"Your export is {len(data) / 1e6:.3g} MB, more than the {limit / 1e6:.3g} MB I may send. "
+            "Ask the bot's operator to raise EXPORT_MAX_BYTES, or /forget what you no longer want kept."
+        )
     stamp = time.strftime("%Y%m%d-%H%M%S")
     await out.send(
         Reply(
