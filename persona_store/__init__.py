@@ -5,6 +5,7 @@ from persona_store.errors import (
     JobAlreadyActive,
     MessageQuotaFull,
     QueueFull,
+    ScrubIncomplete,
     StoreError,
 )
 from persona_store.models import (
@@ -35,6 +36,7 @@ __all__ = [
     "NewMessage",
     "QueueFull",
     "Scope",
+    "ScrubIncomplete",
     "Store",
     "StoreError",
     "StoredMessage",

@@ -28,6 +28,8 @@ BUSY_TIMEOUT_MS = 1000
 thread (every read of the bot queues behind it), so it is short and `write` waits on from there."""
 WRITE_WAIT_S = 120.0
 """How long a write waits for the other process (the trainer) before it fails."""
+CHECKPOINT_WAIT_S = 10.0
+"""How long emptying the write-ahead log after a deletion keeps retrying before it reports failure."""
 
 
 def now() -> float:
@@ -140,12 +142,23 @@ class Database:
         async with self.conn.execute(sql):
             pass
 
-    async def maintenance(self, *statements: str) -> None:
-        """Statements that must run outside a transaction (VACUUM, checkpoints), between writes."""
-        async with self._write_lock:
-            for sql in statements:
-                async with self.conn.execute(sql) as cursor:
-                    await cursor.fetchall()
+    async def checkpoint(self) -> bool:
+        """Copy the write-ahead log into the file and truncate it, retrying while others keep it busy.
+
+        Between tries the write lock is free, so other writes go on. False when the log could not be
+        emptied within CHECKPOINT_WAIT_S (a reader of another process held an old snapshot).
+        """
+        deadline = time.monotonic() + CHECKPOINT_WAIT_S
+        pause = 0.05
+        while True:
+            async with self._write_lock:
+                busy, _log, _done = await self.fetchone("PRAGMA wal_checkpoint(TRUNCATE)")
+            if not busy:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 1.0)
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
         async with self.conn.execute(sql, params) as cursor:

@@ -38,3 +38,12 @@ class MessageQuotaFull(StoreError):
         self.stored = stored
         self.refused = refused
 
+
+class ScrubIncomplete(StoreError):
+    """Deleted rows are gone, but other connections kept the write-ahead log busy, so their text may
+    still be in the database's files until a later scrub succeeds."""
+
+    def __init__(self, removed: dict[str, int] | None = None) -> None:
+        super().__init__("the database was busy, so deleted text may remain in its files until the next scrub")
+        self.removed = removed or {}
+        """What was deleted before the scrub failed, by table."""

@@ -17,6 +17,8 @@ _WORD = re.compile(r"\w{2,}", re.UNICODE)
 _MAX_QUERY_WORDS = 24
 
 
+# Rows deleted per write transaction: each one holds the write lock briefly.
+_DELETE_BATCH = 2_000
 # Row values per query when checking which messages are already stored.
 _LOOKUP_BATCH = 300
 
@@ -116,6 +118,28 @@ class Messages:
         if refused:
             raise MessageQuotaFull(self.max_per_owner, result, refused)
         return result
+
+    async def delete_for(self, owner_id: int) -> int:
+        """Delete the owner's messages a batch per transaction, so other writers are never held up long."""
+        deleted = 0
+        while True:
+            changed = await self._db.execute(
+                "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE owner_id = ? LIMIT ?)",
+                (owner_id, _DELETE_BATCH),
+            )
+            if not changed:
+                return deleted
+            deleted += changed
+
+    async def merge_index(self) -> None:
+        """Merge the full-text index into one segment, dropping the words of deleted messages.
+
+        Deleting a message only adds a delete marker to the index; its words stay in older segments
+        until those are merged with the marker. SQLite 3.40's incremental 'merge' with a negative
+        page count corrupts the index when inserts come between its steps, so this is one 'optimize'
+        transaction: its cost follows the index's size, not the whole file's as VACUUM's did.
+        """
+        await self._db.execute("INSERT INTO messages_fts (messages_fts) VALUES ('optimize')")
 
     async def for_training(self, owner_id: int) -> list[StoredMessage]:
         """All of the owner's messages, in conversation order within each chat."""

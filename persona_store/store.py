@@ -12,6 +12,7 @@ from pathlib import Path
 from persona_store.adapters import Adapters
 from persona_store.connection import Database
 from persona_store.consent import ConsentLog
+from persona_store.errors import ScrubIncomplete
 from persona_store.avatars import Avatars
 from persona_store.jobs import TrainingJobs
 from persona_store.messages import Messages
@@ -30,6 +31,9 @@ class Store:
         self.jobs = TrainingJobs(db, max_queued_jobs)
         self.adapters = Adapters(db)
         self.avatars = Avatars(db)
+        self.scrub_pending = False
+        """True from a deletion until a scrub has wiped its text from the files."""
+        self._index_dirty = False
 
     @classmethod
     async def open(cls, path: Path, max_queued_jobs: int = 100, max_messages_per_user: int = 200_000) -> Store:
@@ -64,11 +68,11 @@ class Store:
         return await asyncio.to_thread(_documents, rows)
 
     async def delete_user(self, user_id: int) -> dict[str, int]:
-        """Delete every row of the user and scrub the file so the deleted text cannot be recovered.
+        """Delete every row of the user, then scrub the files so the deleted text cannot be recovered.
 
-        Rows go by ON DELETE CASCADE. Then the full-text index is merged (its older segments still
-        hold the deleted terms until then), the WAL is checkpointed and truncated, and the file is
-        vacuumed; with secure_delete on, freed pages are zeroed along the way.
+        Messages go a batch per transaction and the rest by ON DELETE CASCADE, so other writers
+        only ever wait for one short transaction. ScrubIncomplete after the rows are gone means the
+        scrub must be run again (`scrub_pending` stays set); it carries the counts.
         """
         counts = {}
         for table, column in (
@@ -80,14 +84,31 @@ class Store:
         ):
             row = await self.db.fetchone(f"SELECT count(*) FROM {table} WHERE {column} = ?", (user_id,))
             counts[table] = int(row[0])
+        self.scrub_pending = True
+        self._index_dirty = self._index_dirty or counts["messages"] > 0
+        await self.messages.delete_for(user_id)
         counts["users"] = await self.users.delete(user_id)
-        await self.scrub()
+        try:
+            await self.scrub()
+        except ScrubIncomplete:
+            raise ScrubIncomplete(counts) from None
         return counts
 
     async def scrub(self) -> None:
-        """Leave no deleted text behind in the index, the WAL or free pages."""
-        await self.db.execute("INSERT INTO messages_fts (messages_fts) VALUES ('optimize')")
-        await self.db.maintenance("PRAGMA wal_checkpoint(TRUNCATE)", "VACUUM", "PRAGMA wal_checkpoint(TRUNCATE)")
+        """Leave no deleted text behind in the index, the WAL or free pages.
+
+        secure_delete zeroes freed pages and cells as rows go; merging the full-text index (only after
+        messages were deleted) drops their words from it; the checkpoint then overwrites the file's
+        old pages and empties the WAL. No VACUUM: it would rewrite the whole file under an exclusive
+        lock. Raises ScrubIncomplete when the WAL stays busy.
+        """
+        self.scrub_pending = True
+        if self._index_dirty:
+            await self.messages.merge_index()
+            self._index_dirty = False
+        if not await self.db.checkpoint():
+            raise ScrubIncomplete()
+        self.scrub_pending = False
 
 
 def _documents(rows: dict[str, object]) -> dict[str, bytes]:

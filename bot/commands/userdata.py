@@ -9,6 +9,7 @@ import zipfile
 
 from bot.commands.context import CommandContext, UserError
 from bot.commands.types import CommandSpec, Invocation, OptionSpec, OutFile, Outbox, Reply
+from persona_store import ScrubIncomplete
 
 EXPORT_README = """\
 twinbot export
@@ -69,7 +70,7 @@ async def export(ctx: CommandContext, inv: Invocation, out: Outbox) -> None:
 async def forget(ctx: CommandContext, inv: Invocation, out: Outbox) -> None:
     user = await ctx.known_user(inv.event)
     if user is None:
-        await out.send(Reply("I keep nothing about you; there is nothing to forget.", ephemeral=True))
+        await finish_scrub(ctx, out)
         return
     if not inv.args.get("confirm"):
         own, context = await ctx.store.messages.counts(user.id)
@@ -82,17 +83,47 @@ async def forget(ctx: CommandContext, inv: Invocation, out: Outbox) -> None:
             )
         )
         return
-    await ctx.store.jobs.cancel_active(user.id)
-    removed_files = {name: await keeper.delete_user_data(user.id) for name, keeper in ctx.services.keepers.items()}
-    if ctx.services.twins is not None:
-        await ctx.services.twins.delete_adapter(user.id)
-    rows = await ctx.store.delete_user(user.id)
-    forget_in_memory(ctx, inv.event.platform, inv.event.user_id, user.id)
+    try:
+        await ctx.store.jobs.cancel_active(user.id)
+        removed_files = {name: await keeper.delete_user_data(user.id) for name, keeper in ctx.services.keepers.items()}
+        if ctx.services.twins is not None:
+            await ctx.services.twins.delete_adapter(user.id)
+        try:
+            rows = await ctx.store.delete_user(user.id)
+        except ScrubIncomplete as exc:
+            await out.send(Reply(f"Deleted {removed_list(exc.removed, removed_files)}. {SCRUB_BUSY}",
+                                 ephemeral=True, kind="error"))
+            return
+    finally:
+        forget_in_memory(ctx, inv.event.platform, inv.event.user_id, user.id)
+    await out.send(Reply(f"Forgotten. Removed: {removed_list(rows, removed_files)}.", ephemeral=True))
+
+
+SCRUB_BUSY = (
+    "But the database was busy, so the deleted text may still sit in its files. "
+    "Run /forget confirm:yes again in a minute to wipe it."
+)
+
+
+def removed_list(rows: dict[str, int], files: dict[str, int]) -> str:
+    """'3 messages, 1 consent events, 2 avatar files' from what the store and the keepers removed."""
     removed = [f"{n} {what.replace('_', ' ')}" for what, n in rows.items() if n and what != "users"]
-    removed += [f"{n} {what}" for what, n in removed_files.items() if n]
-    await out.send(
-        Reply("Forgotten. Removed: " + (", ".join(removed) or "your profile") + ".", ephemeral=True)
-    )
+    removed += [f"{n} {what}" for what, n in files.items() if n]
+    return ", ".join(removed) or "your profile"
+
+
+async def finish_scrub(ctx: CommandContext, out: Outbox) -> None:
+    """/forget from someone twinbot keeps nothing about: finish wiping an earlier deletion if one is due."""
+    if not ctx.store.scrub_pending:
+        await out.send(Reply("I keep nothing about you; there is nothing to forget.", ephemeral=True))
+        return
+    try:
+        await ctx.store.scrub()
+    except ScrubIncomplete:
+        await out.send(Reply(f"I keep nothing about you. {SCRUB_BUSY}", ephemeral=True, kind="error"))
+        return
+    await out.send(Reply("I keep nothing about you, and the last traces of deleted data are now wiped.",
+                         ephemeral=True))
 
 
 def forget_in_memory(ctx: CommandContext, platform: str, platform_user_id: str, user_id: int) -> None:
