@@ -24,6 +24,7 @@ class CommandLayer:
     def __init__(self, settings: Settings, services: Services) -> None:
         self.settings = settings
         services.keepers.setdefault("pending uploads", uploads.Uploads(settings))
+        services.keepers.setdefault("console files", userdata.ConsoleFiles(settings, services.store))
         styles = tuple(services.avatars.styles()) if services.avatars is not None else ()
         self._specs = (
             usage.SPEC,

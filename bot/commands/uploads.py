@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 import uuid
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from pathlib import Path
 
 from bot.commands.context import CommandContext, UserError
 from bot.commands.types import Attachment, CommandSpec, Invocation, OptionSpec, Outbox, Reply
+from bot.commands.userdata import delete_folder
 from persona.paths import user_upload_dir
 from persona_store import MessageQuotaFull, User
 from twinbot.settings import Settings
@@ -30,12 +30,7 @@ class Uploads:
         return {f"uploads/{p.name}": await asyncio.to_thread(p.read_bytes) for p in files}
 
     async def delete_user_data(self, user_id: int) -> int:
-        folder = user_upload_dir(self.settings, user_id)
-        if not folder.is_dir():
-            return 0
-        count = sum(1 for p in folder.rglob("*") if p.is_file())
-        await asyncio.to_thread(shutil.rmtree, folder)
-        return count
+        return await delete_folder(user_upload_dir(self.settings, user_id))
 
 
 async def save_upload(settings: Settings, user: User, attachment: Attachment) -> Path:

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import io
+import shutil
 import time
 import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
 
 from bot.commands.context import CommandContext, UserError
 from bot.commands.types import CommandSpec, Invocation, OptionSpec, OutFile, Outbox, Reply
-from persona_store import ScrubIncomplete
+from persona_store import ScrubIncomplete, Store
+from twinbot.settings import Settings
 
 EXPORT_README = """\
 twinbot export
@@ -133,6 +138,45 @@ def forget_in_memory(ctx: CommandContext, platform: str, platform_user_id: str, 
     for key in [k for k, owner in ctx.twin_messages.items() if owner == user_id]:
         del ctx.twin_messages[key]
     ctx.pending_imports.pop((platform, platform_user_id), None)
+
+
+def console_user_dir(settings: Settings, platform_user_id: str) -> Path:
+    """The folder where the console saves the files it sends a console user (exports, faces).
+
+    The name is the user's id percent-encoded, so no id can reach outside CONSOLE_FILES_DIR.
+    """
+    return settings.console_files_dir / f"user-{quote(platform_user_id, safe='')}"
+
+
+@dataclass
+class ConsoleFiles:
+    """The files the console saved for a console user: deleted by /forget like every other copy."""
+
+    settings: Settings
+    store: Store
+
+    async def export_user_data(self, user_id: int) -> dict[str, bytes]:
+        """Nothing: these are copies of earlier exports and faces, which the export already holds."""
+        return {}
+
+    async def delete_user_data(self, user_id: int) -> int:
+        user = await self.store.users.get(user_id)
+        if user is None or user.platform != "console":
+            return 0
+        return await delete_folder(console_user_dir(self.settings, user.platform_user_id))
+
+
+async def delete_folder(folder: Path) -> int:
+    """Remove a user's folder and everything in it; returns how many files it held."""
+
+    def remove() -> int:
+        if not folder.is_dir():
+            return 0
+        count = sum(1 for p in folder.rglob("*") if p.is_file())
+        shutil.rmtree(folder)
+        return count
+
+    return await asyncio.to_thread(remove)
 
 
 EXPORT_SPEC = CommandSpec(
