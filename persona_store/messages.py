@@ -137,7 +137,7 @@ class Messages:
         Deleting a message only adds a delete marker to the index; its words stay in older segments
         until those are merged with the marker. SQLite 3.40's incremental 'merge' with a negative
         page count corrupts the index when inserts come between its steps, so this is one 'optimize'
-        transaction: its cost follows the index's size, not the whole file's as VACUUM's did.
+        transaction: its cost follows the index's size, not the whole file's.
         """
         await self._db.execute("INSERT INTO messages_fts (messages_fts) VALUES ('optimize')")
 
