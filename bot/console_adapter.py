@@ -1,7 +1,8 @@
 """The console twin: a chat prompt in the terminal where every command works (no tokens needed).
 
 A plain line talks to your own twin; `/command …` runs a command; `exit` or EOF ends the session.
-Images and files the bot sends are saved in CONSOLE_FILES_DIR (like downloads) and their paths printed.
+Images and files the bot sends are saved in the user's folder under CONSOLE_FILES_DIR (like downloads)
+and their paths printed; /forget deletes that folder.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.commands import Attachment, CommandLayer, Event, OutFile, Reply, split_command
+from bot.commands.userdata import console_user_dir
 
 from twinbot.settings import Settings
 
@@ -100,7 +102,7 @@ class ConsoleAdapter:
         self.settings = settings
         self.layer = layer
         self.stdin = stdin
-        self.outbox = ConsoleOutbox(stdout, settings.console_files_dir)
+        self.outbox = ConsoleOutbox(stdout, console_user_dir(settings, settings.console_user))
         self._ids = itertools.count(1)
         self.interactive = stdin.isatty()
 

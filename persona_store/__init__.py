@@ -1,6 +1,13 @@
 """SQLite persistence for twinbot: schema, migrations and every query. Nothing else writes SQL."""
 
-from persona_store.errors import DatabaseTooNew, JobAlreadyActive, QueueFull, StoreError
+from persona_store.errors import (
+    DatabaseTooNew,
+    JobAlreadyActive,
+    MessageQuotaFull,
+    QueueFull,
+    ScrubIncomplete,
+    StoreError,
+)
 from persona_store.models import (
     AddResult,
     AdapterRecord,
@@ -25,9 +32,11 @@ __all__ = [
     "DatabaseTooNew",
     "JobAlreadyActive",
     "JobState",
+    "MessageQuotaFull",
     "NewMessage",
     "QueueFull",
     "Scope",
+    "ScrubIncomplete",
     "Store",
     "StoreError",
     "StoredMessage",

@@ -13,7 +13,7 @@ from typing import Any
 import aiosqlite
 
 from persona_store.errors import DatabaseTooNew
-from persona_store.migrations import all_migrations
+from persona_store.migrations import Migration, all_migrations
 
 # WAL lets the trainer process read and write while the bot does; secure_delete zeroes freed pages
 # so text removed by /forget does not linger in the file.
@@ -28,6 +28,8 @@ BUSY_TIMEOUT_MS = 1000
 thread (every read of the bot queues behind it), so it is short and `write` waits on from there."""
 WRITE_WAIT_S = 120.0
 """How long a write waits for the other process (the trainer) before it fails."""
+CHECKPOINT_WAIT_S = 10.0
+"""How long emptying the write-ahead log after a deletion keeps retrying before it reports failure."""
 
 
 def now() -> float:
@@ -77,13 +79,33 @@ class Database:
             )
         for migration in migrations:
             if current < migration.version <= (target or latest):
-                # executescript commits first, so run the script and the version bump in one explicit
-                # transaction of our own: a crash mid-migration leaves the previous version intact.
-                await self.conn.executescript(
-                    f"BEGIN IMMEDIATE;\n{migration.sql}\nPRAGMA user_version = {migration.version};\nCOMMIT;"
-                )
+                await self._apply(migration)
                 current = migration.version
         return current
+
+    async def _apply(self, migration: Migration) -> None:
+        """Run one migration atomically, with foreign keys off as SQLite's table-rebuild recipe needs.
+
+        With them on, dropping a table to rebuild it would cascade into every row that references it.
+        The result is checked with foreign_key_check before the commit.
+        """
+        await self._run("PRAGMA foreign_keys = OFF")
+        try:
+            # executescript commits first, so the script and the version bump run in one explicit
+            # transaction of our own: a crash mid-migration leaves the previous version intact.
+            await self.conn.executescript(
+                f"BEGIN IMMEDIATE;\n{migration.sql}\nPRAGMA user_version = {migration.version};"
+            )
+            broken = await self.fetchall("PRAGMA foreign_key_check")
+            if broken:
+                raise RuntimeError(f"migration v{migration.version:02d} breaks a foreign key: {tuple(broken[0])}")
+            await self._run("COMMIT")
+        except BaseException:
+            if self.conn.in_transaction:
+                await self._run("ROLLBACK")
+            raise
+        finally:
+            await self._run("PRAGMA foreign_keys = ON")
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -120,12 +142,23 @@ class Database:
         async with self.conn.execute(sql):
             pass
 
-    async def maintenance(self, *statements: str) -> None:
-        """Statements that must run outside a transaction (VACUUM, checkpoints), between writes."""
-        async with self._write_lock:
-            for sql in statements:
-                async with self.conn.execute(sql) as cursor:
-                    await cursor.fetchall()
+    async def checkpoint(self) -> bool:
+        """Copy the write-ahead log into the file and truncate it, retrying while others keep it busy.
+
+        Between tries the write lock is free, so other writes go on. False when the log could not be
+        emptied within CHECKPOINT_WAIT_S (a reader of another process held an old snapshot).
+        """
+        deadline = time.monotonic() + CHECKPOINT_WAIT_S
+        pause = 0.05
+        while True:
+            async with self._write_lock:
+                busy, _log, _done = await self.fetchone("PRAGMA wal_checkpoint(TRUNCATE)")
+            if not busy:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 1.0)
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
         async with self.conn.execute(sql, params) as cursor:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import aiosqlite
 
 from persona_store.connection import Database
+from persona_store.errors import MessageQuotaFull
 from persona_store.models import AddResult, NewMessage, StoredMessage
 
 _COLUMNS = "id, owner_id, platform, chat_id, message_id, author, is_own, ts, text, source, reply_to, is_dm"
@@ -16,6 +17,11 @@ _WORD = re.compile(r"\w{2,}", re.UNICODE)
 _MAX_QUERY_WORDS = 24
 
 
+# Rows deleted per write transaction: each one holds the write lock briefly.
+_DELETE_BATCH = 2_000
+# Row values per query when checking which messages are already stored.
+_LOOKUP_BATCH = 300
+
 _INSERT = (
     "INSERT OR IGNORE INTO messages (owner_id, platform, chat_id, message_id, author, is_own, ts, text, source,"
     " reply_to, is_dm) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -23,24 +29,6 @@ _INSERT = (
 
 
 _LEARNING = "SELECT granted FROM consent_events WHERE user_id = ? AND scope = 'learn' ORDER BY id DESC LIMIT 1"
-
-
-async def _insert(conn: aiosqlite.Connection, messages: Sequence[NewMessage]) -> AddResult:
-    """Insert a batch inside the caller's write transaction; own lines and context counted apart."""
-    rows = [
-        (m.owner_id, m.platform, m.chat_id, m.message_id, m.author, int(m.is_own), m.ts, m.text,
-         m.source, m.reply_to, int(m.is_dm))
-        for m in messages
-    ]
-    added = {True: 0, False: 0}
-    for own in (True, False):
-        part = [row for row in rows if bool(row[5]) is own]
-        if part:
-            # executemany's rowcount sums the rows each statement changed, triggers excluded.
-            async with conn.executemany(_INSERT, part) as cursor:
-                added[own] = cursor.rowcount
-    total = added[True] + added[False]
-    return AddResult(added=total, duplicates=len(rows) - total, own_added=added[True])
 
 
 def _message(row: aiosqlite.Row) -> StoredMessage:
@@ -60,6 +48,41 @@ def _message(row: aiosqlite.Row) -> StoredMessage:
     )
 
 
+async def _count(conn: aiosqlite.Connection, owner_id: int) -> int:
+    async with conn.execute("SELECT count(*) FROM messages WHERE owner_id = ?", (owner_id,)) as cursor:
+        return int((await cursor.fetchone())[0])
+
+
+async def _insert_within(conn: aiosqlite.Connection, rows: list[tuple], room: int) -> tuple[int, int, list[tuple]]:
+    """Insert rows in order until `room` new ones are stored; returns (own added, context added, rows not tried)."""
+    added = {True: 0, False: 0}
+    while rows and room > 0:
+        chunk, rows = rows[:room], rows[room:]
+        for own in (True, False):
+            part = [row for row in chunk if bool(row[5]) is own]
+            if part:
+                # executemany's rowcount sums the rows each statement changed, triggers excluded.
+                async with conn.executemany(_INSERT, part) as cursor:
+                    added[own] += cursor.rowcount
+                    room -= cursor.rowcount
+    return added[True], added[False], rows
+
+
+async def _not_stored(conn: aiosqlite.Connection, owner_id: int, rows: list[tuple]) -> int:
+    """How many distinct messages among `rows` the owner does not keep yet."""
+    keys = list({(row[1], row[2], row[3]) for row in rows})
+    found = 0
+    for start in range(0, len(keys), _LOOKUP_BATCH):
+        chunk = keys[start : start + _LOOKUP_BATCH]
+        values = ", ".join("(?, ?, ?)" for _ in chunk)
+        async with conn.execute(
+            f"SELECT count(*) FROM messages WHERE owner_id = ? AND (platform, chat_id, message_id) IN (VALUES {values})",
+            (owner_id, *(part for key in chunk for part in key)),
+        ) as cursor:
+            found += int((await cursor.fetchone())[0])
+    return len(keys) - found
+
+
 def fts_query(text: str) -> str | None:
     """An FTS5 query matching any word of `text`; words are quoted so user text is never syntax."""
     words = list(dict.fromkeys(word.lower() for word in _WORD.findall(text)))[:_MAX_QUERY_WORDS]
@@ -67,28 +90,79 @@ def fts_query(text: str) -> str | None:
 
 
 class Messages:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, max_per_owner: int = 200_000) -> None:
         self._db = db
+        self.max_per_owner = max_per_owner
 
     async def add_many(self, messages: Sequence[NewMessage]) -> AddResult:
-        """Store a batch in one transaction; messages already stored (same owner, chat, id) are skipped."""
+        """Store a batch in one transaction; messages already stored (same owner, chat, id) are skipped.
+
+        An owner never keeps more than `max_per_owner` messages: what fits is stored (their own lines
+        first), and if anything new was left out MessageQuotaFull says so after the commit.
+        """
         if not messages:
             return AddResult(0, 0)
         async with self._db.write() as conn:
-            return await _insert(conn, messages)
+            result, refused = await self._add(conn, messages)
+        return self._within_quota(result, refused)
 
     async def add_while_learning(self, owner_id: int, messages: Sequence[NewMessage]) -> AddResult | None:
-        """Store a batch only if the owner's `learn` consent is on, checked in the same transaction.
-
-        Writes are serialized, so a withdrawal recorded before this batch is seen here and nothing
-        is written after it; None means the consent was off and nothing was stored.
-        """
+        """Store a batch (as add_many) only if the owner's `learn` consent is on, checked in the same
+        transaction: writes are serialized, so nothing is written after a withdrawal. None means the
+        consent was off and nothing was stored."""
         async with self._db.write() as conn:
             async with conn.execute(_LEARNING, (owner_id,)) as cursor:
                 row = await cursor.fetchone()
             if row is None or not row[0]:
                 return None
-            return await _insert(conn, messages)
+            result, refused = await self._add(conn, messages)
+        return self._within_quota(result, refused)
+
+    async def _add(self, conn: aiosqlite.Connection, messages: Sequence[NewMessage]) -> tuple[AddResult, int]:
+        """Insert inside the caller's write transaction, each owner up to the quota: (result, new ones refused)."""
+        by_owner: dict[int, list[tuple]] = {}
+        for m in messages:
+            by_owner.setdefault(m.owner_id, []).append(
+                (m.owner_id, m.platform, m.chat_id, m.message_id, m.author, int(m.is_own), m.ts, m.text,
+                 m.source, m.reply_to, int(m.is_dm))
+            )
+        own = context = refused = 0
+        for owner_id, rows in by_owner.items():
+            rows.sort(key=lambda row: not row[5])
+            room = self.max_per_owner - await _count(conn, owner_id)
+            added_own, added_context, left = await _insert_within(conn, rows, room)
+            own += added_own
+            context += added_context
+            refused += await _not_stored(conn, owner_id, left)
+        return AddResult(added=own + context, duplicates=len(messages) - own - context - refused, own_added=own), refused
+
+    def _within_quota(self, result: AddResult, refused: int) -> AddResult:
+        """The result, or MessageQuotaFull (raised after the commit: what fitted stays stored)."""
+        if refused:
+            raise MessageQuotaFull(self.max_per_owner, result, refused)
+        return result
+
+    async def delete_for(self, owner_id: int) -> int:
+        """Delete the owner's messages a batch per transaction, so other writers are never held up long."""
+        deleted = 0
+        while True:
+            changed = await self._db.execute(
+                "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE owner_id = ? LIMIT ?)",
+                (owner_id, _DELETE_BATCH),
+            )
+            if not changed:
+                return deleted
+            deleted += changed
+
+    async def merge_index(self) -> None:
+        """Merge the full-text index into one segment, dropping the words of deleted messages.
+
+        Deleting a message only adds a delete marker to the index; its words stay in older segments
+        until those are merged with the marker. SQLite 3.40's incremental 'merge' with a negative
+        page count corrupts the index when inserts come between its steps, so this is one 'optimize'
+        transaction: its cost follows the index's size, not the whole file's.
+        """
+        await self._db.execute("INSERT INTO messages_fts (messages_fts) VALUES ('optimize')")
 
     async def for_training(self, owner_id: int) -> list[StoredMessage]:
         """All of the owner's messages, in conversation order within each chat."""

@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     max_pending_replies: int = Field(default=64, ge=1)
     max_pending_replies_per_user: int = Field(default=1, ge=1)
 
+    # Limits on what one user's data may take: messages kept, and the /export archive's size.
+    max_messages_per_user: int = Field(default=200_000, ge=1)
+    export_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+
     @field_validator("discord_guild_ids", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> object:

@@ -10,7 +10,7 @@ from bot.commands.context import CommandContext, UserError
 from bot.commands.parse import check_required, parse_options, split_command
 from bot.commands.services import Services
 from bot.commands.types import CommandSpec, Event, Invocation, Outbox, Reply
-from persona_store import NewMessage
+from persona_store import MessageQuotaFull, NewMessage
 from twinbot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -24,6 +24,7 @@ class CommandLayer:
     def __init__(self, settings: Settings, services: Services) -> None:
         self.settings = settings
         services.keepers.setdefault("pending uploads", uploads.Uploads(settings))
+        services.keepers.setdefault("console files", userdata.ConsoleFiles(settings, services.store))
         styles = tuple(services.avatars.styles()) if services.avatars is not None else ()
         self._specs = (
             usage.SPEC,
@@ -96,15 +97,19 @@ class CommandLayer:
         return self.settings.discord_capture_messages if platform == "discord" else True
 
     async def capture(self, event: Event) -> bool:
-        """Store the message only if capture is on here and its author has `learn` consent."""
+        """Store the message only if capture is on here, its author has `learn` consent and room left.
+
+        Past the per-user quota capture stops quietly: the author did not ask for anything, and a
+        notice on every message would flood the chat. /status shows the count.
+        """
         text = event.text.strip()
         if not text or event.message_id is None or not self.capture_enabled(event.platform):
             return False
         user = await self.ctx.known_user(event)
         if user is None or not (await self.ctx.store.consent.current(user.id)).learn:
             return False
-        await self.ctx.store.messages.add_many(
-            [
+        try:
+            await self.ctx.store.messages.add_many([
                 NewMessage(
                     owner_id=user.id,
                     platform=event.platform,
@@ -118,8 +123,10 @@ class CommandLayer:
                     reply_to=event.reply_to_message_id,
                     is_dm=event.is_dm,
                 )
-            ]
-        )
+            ])
+        except MessageQuotaFull:
+            log.info("user %s is at the message quota; not capturing", user.id)
+            return False
         return True
 
     async def close(self) -> None:

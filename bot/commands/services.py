@@ -71,7 +71,7 @@ async def open_services(
 ) -> AsyncIterator[Services]:
     """Open the store and the enabled services; close them in reverse order on exit."""
     async with AsyncExitStack() as stack:
-        store = await Store.open(settings.db_path, settings.max_queued_jobs)
+        store = await Store.open(settings.db_path, settings.max_queued_jobs, settings.max_messages_per_user)
         stack.push_async_callback(store.close)
         services = Services(store=store, keepers={"twin adapter files": TrainingFiles(settings, store)})
         if with_avatars:

@@ -30,6 +30,8 @@ async def status(ctx: CommandContext, inv: Invocation, out: Outbox) -> None:
         describe(await store.consent.current(user.id)),
         f"messages: {own} of yours, {context} from others kept as context for your twin",
     ]
+    if own + context >= store.messages.max_per_owner:
+        lines.append(f"that is the most I keep for one user ({store.messages.max_per_owner:,}): new messages are not kept")
     job = await store.jobs.latest_for(user.id)
     if job is not None:
         from persona.training.jobs import describe_progress

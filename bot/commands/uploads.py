@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 import uuid
 from dataclasses import dataclass
@@ -11,8 +10,9 @@ from pathlib import Path
 
 from bot.commands.context import CommandContext, UserError
 from bot.commands.types import Attachment, CommandSpec, Invocation, OptionSpec, Outbox, Reply
+from bot.commands.userdata import delete_folder
 from persona.paths import user_upload_dir
-from persona_store import User
+from persona_store import MessageQuotaFull, User
 from twinbot.settings import Settings
 
 PROGRESS_EVERY_S = 2.0
@@ -31,12 +31,7 @@ class Uploads:
         return {f"uploads/{p.name}": await asyncio.to_thread(p.read_bytes) for p in files}
 
     async def delete_user_data(self, user_id: int) -> int:
-        folder = user_upload_dir(self.settings, user_id)
-        if not folder.is_dir():
-            return 0
-        count = sum(1 for p in folder.rglob("*") if p.is_file())
-        await asyncio.to_thread(shutil.rmtree, folder)
-        return count
+        return await delete_folder(user_upload_dir(self.settings, user_id))
 
 
 async def save_upload(settings: Settings, user: User, attachment: Attachment) -> Path:
@@ -85,6 +80,14 @@ def _held_bytes(root: Path) -> int:
         except FileNotFoundError:  # finished by its own import meanwhile
             continue
     return held
+
+
+def quota_reached(exc: MessageQuotaFull) -> str:
+    """What an import that ran into the per-user message quota tells its user."""
+    return (
+        f"I stopped importing at the limit of {exc.quota:,} messages kept per user. "
+        "The rest of this export was not stored; everything kept before is still there."
+    )
 
 
 async def import_(ctx: CommandContext, inv: Invocation, out: Outbox) -> None:
@@ -148,6 +151,9 @@ async def _run_import(ctx: CommandContext, user: User, path: Path, as_participan
         return True
     except ImportFailed as exc:
         await message.edit(Reply(str(exc), kind="error"))
+        return False
+    except MessageQuotaFull as exc:
+        await message.edit(Reply(quota_reached(exc), kind="error"))
         return False
     await message.edit(Reply(report.summary(), kind="info"))
     return False

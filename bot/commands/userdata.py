@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import io
+import shutil
 import time
 import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
 
-from bot.commands.context import CommandContext
+from bot.commands.context import CommandContext, UserError
 from bot.commands.types import CommandSpec, Invocation, OptionSpec, OutFile, Outbox, Reply
+from persona_store import ScrubIncomplete, Store
+from twinbot.settings import Settings
 
 EXPORT_README = """\
 twinbot export
@@ -50,6 +56,12 @@ async def export(ctx: CommandContext, inv: Invocation, out: Outbox) -> None:
     for keeper in ctx.services.keepers.values():
         files.update(await keeper.export_user_data(user.id))
     data = await asyncio.to_thread(build_zip, files)
+    limit = ctx.settings.export_max_bytes
+    if len(data) > limit:
+        raise UserError(
+            f"Your export is {len(data) / 1e6:.3g} MB, more than the {limit / 1e6:.3g} MB I may send. "
+            "Ask the bot's operator to raise EXPORT_MAX_BYTES, or /forget what you no longer want kept."
+        )
     stamp = time.strftime("%Y%m%d-%H%M%S")
     await out.send(
         Reply(
@@ -63,7 +75,7 @@ async def export(ctx: CommandContext, inv: Invocation, out: Outbox) -> None:
 async def forget(ctx: CommandContext, inv: Invocation, out: Outbox) -> None:
     user = await ctx.known_user(inv.event)
     if user is None:
-        await out.send(Reply("I keep nothing about you; there is nothing to forget.", ephemeral=True))
+        await finish_scrub(ctx, out)
         return
     if not inv.args.get("confirm"):
         own, context = await ctx.store.messages.counts(user.id)
@@ -76,17 +88,47 @@ async def forget(ctx: CommandContext, inv: Invocation, out: Outbox) -> None:
             )
         )
         return
-    await ctx.store.jobs.cancel_active(user.id)
-    removed_files = {name: await keeper.delete_user_data(user.id) for name, keeper in ctx.services.keepers.items()}
-    if ctx.services.twins is not None:
-        await ctx.services.twins.delete_adapter(user.id)
-    rows = await ctx.store.delete_user(user.id)
-    forget_in_memory(ctx, inv.event.platform, inv.event.user_id, user.id)
+    try:
+        await ctx.store.jobs.cancel_active(user.id)
+        removed_files = {name: await keeper.delete_user_data(user.id) for name, keeper in ctx.services.keepers.items()}
+        if ctx.services.twins is not None:
+            await ctx.services.twins.delete_adapter(user.id)
+        try:
+            rows = await ctx.store.delete_user(user.id)
+        except ScrubIncomplete as exc:
+            await out.send(Reply(f"Deleted {removed_list(exc.removed, removed_files)}. {SCRUB_BUSY}",
+                                 ephemeral=True, kind="error"))
+            return
+    finally:
+        forget_in_memory(ctx, inv.event.platform, inv.event.user_id, user.id)
+    await out.send(Reply(f"Forgotten. Removed: {removed_list(rows, removed_files)}.", ephemeral=True))
+
+
+SCRUB_BUSY = (
+    "But the database was busy, so the deleted text may still sit in its files. "
+    "Run /forget confirm:yes again in a minute to wipe it."
+)
+
+
+def removed_list(rows: dict[str, int], files: dict[str, int]) -> str:
+    """'3 messages, 1 consent events, 2 avatar files' from what the store and the keepers removed."""
     removed = [f"{n} {what.replace('_', ' ')}" for what, n in rows.items() if n and what != "users"]
-    removed += [f"{n} {what}" for what, n in removed_files.items() if n]
-    await out.send(
-        Reply("Forgotten. Removed: " + (", ".join(removed) or "your profile") + ".", ephemeral=True)
-    )
+    removed += [f"{n} {what}" for what, n in files.items() if n]
+    return ", ".join(removed) or "your profile"
+
+
+async def finish_scrub(ctx: CommandContext, out: Outbox) -> None:
+    """/forget from someone twinbot keeps nothing about: finish wiping an earlier deletion if one is due."""
+    if not ctx.store.scrub_pending:
+        await out.send(Reply("I keep nothing about you; there is nothing to forget.", ephemeral=True))
+        return
+    try:
+        await ctx.store.scrub()
+    except ScrubIncomplete:
+        await out.send(Reply(f"I keep nothing about you. {SCRUB_BUSY}", ephemeral=True, kind="error"))
+        return
+    await out.send(Reply("I keep nothing about you, and the last traces of deleted data are now wiped.",
+                         ephemeral=True))
 
 
 def forget_in_memory(ctx: CommandContext, platform: str, platform_user_id: str, user_id: int) -> None:
@@ -96,6 +138,45 @@ def forget_in_memory(ctx: CommandContext, platform: str, platform_user_id: str, 
     for key in [k for k, owner in ctx.twin_messages.items() if owner == user_id]:
         del ctx.twin_messages[key]
     ctx.pending_imports.pop((platform, platform_user_id), None)
+
+
+def console_user_dir(settings: Settings, platform_user_id: str) -> Path:
+    """The folder where the console saves the files it sends a console user (exports, faces).
+
+    The name is the user's id percent-encoded, so no id can reach outside CONSOLE_FILES_DIR.
+    """
+    return settings.console_files_dir / f"user-{quote(platform_user_id, safe='')}"
+
+
+@dataclass
+class ConsoleFiles:
+    """The files the console saved for a console user: deleted by /forget like every other copy."""
+
+    settings: Settings
+    store: Store
+
+    async def export_user_data(self, user_id: int) -> dict[str, bytes]:
+        """Nothing: these are copies of earlier exports and faces, which the export already holds."""
+        return {}
+
+    async def delete_user_data(self, user_id: int) -> int:
+        user = await self.store.users.get(user_id)
+        if user is None or user.platform != "console":
+            return 0
+        return await delete_folder(console_user_dir(self.settings, user.platform_user_id))
+
+
+async def delete_folder(folder: Path) -> int:
+    """Remove a user's folder and everything in it; returns how many files it held."""
+
+    def remove() -> int:
+        if not folder.is_dir():
+            return 0
+        count = sum(1 for p in folder.rglob("*") if p.is_file())
+        shutil.rmtree(folder)
+        return count
+
+    return await asyncio.to_thread(remove)
 
 
 EXPORT_SPEC = CommandSpec(

@@ -29,8 +29,8 @@ def test_every_command_works_in_the_console(tmp_path: Path, console_env: dict[st
     assert "learn: on" in out
     assert "sam (twin): " in out or "sam's twin had nothing to say" in out
     assert "messages: 1 of yours" in out  # the plain line was kept: learn consent was given first
-    saved = tmp_path / "console-files" / "twin-1.png"
-    assert f"[saved {Path('console-files') / 'twin-1.png'}]" in out and Image.open(saved).size == (256, 256)
+    saved = tmp_path / "console-files" / "user-sam" / "twin-1.png"
+    assert f"[saved {Path('console-files') / 'user-sam' / 'twin-1.png'}]" in out and Image.open(saved).size == (256, 256)
     assert "No such file: missing.json" in out
     assert "I don't know /nope" in out
     assert "I need at least 50 of your messages" in out

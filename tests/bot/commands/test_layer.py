@@ -194,3 +194,17 @@ async def test_message_text_never_reaches_the_logs_at_info(layer: CommandLayer, 
     await run(layer, "/twin @nobody zucchini again")
     await run(layer, "/import as:zucchini")
     assert "zucchini" not in caplog.text
+
+
+async def test_capture_stops_quietly_at_the_message_quota(settings: Settings) -> None:
+    s = settings.model_copy(update={"max_messages_per_user": 3})
+    async with open_services(s, with_model=False, with_avatars=False) as services:
+        layer = CommandLayer(s, services)
+        await run(layer, "/consent learn")
+        replies = [await run(layer, f"message number {i}") for i in range(5)]
+        assert all(out.sent == [] for out in replies)
+        user = await layer.ctx.store.users.lookup("console", "u1")
+        assert [m.text for m in await layer.ctx.store.messages.for_training(user.id)] == [
+            "message number 0", "message number 1", "message number 2"
+        ]
+        await layer.close()
