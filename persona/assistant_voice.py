@@ -16,7 +16,8 @@ ASSISTANT_PHRASES = (
     "i'm sorry, but i", "i am sorry, but i", "i apologize for", "i am unable to", "i'm unable to",
     "i cannot assist", "i can't assist", "i can't help with that", "unable to assist", "responding to user",
     "user queries", "my service", "i don't have personal", "i do not have personal", "i don't have feelings",
-    "is there anything else", "i hope this helps", "great question",
+    "is there anything else", "i hope this helps", "great question", "as a chatbot", "i'm a chatbot",
+    "i am a chatbot", "server assistant", "virtual assistant",
 )
 _PATTERN = re.compile("|".join(re.escape(p) for p in ASSISTANT_PHRASES))
 

@@ -46,7 +46,10 @@ FIRST_NAMES = (
 class ChatLine:
     chat: str
     speaker: str
+    """The corpus's id of the sender ("Person 12"): who is who."""
     text: str
+    name: str = ""
+    """The first name the sender is shown with in prompts, as a twin's prompt holds display names."""
 
 
 def read_lines(path: Path) -> list[ChatLine]:
@@ -67,15 +70,16 @@ def read_lines(path: Path) -> list[ChatLine]:
 
 
 def named(lines: list[ChatLine], seed: int) -> list[ChatLine]:
-    """Corpus ids ("Person 12") replaced by first names, as a twin's prompt holds real display names."""
+    """Each sender shown with a first name (two people may share one, as in life)."""
     rng = random.Random(seed)
     names = {speaker: rng.choice(FIRST_NAMES) for speaker in sorted({line.speaker for line in lines})}
-    return [ChatLine(line.chat, names[line.speaker], line.text) for line in lines]
+    return [ChatLine(line.chat, line.speaker, line.text, names[line.speaker]) for line in lines]
 
 
-def as_stored(chat_lines: list[ChatLine], owner: str, first_id: int) -> list[StoredMessage]:
-    return [StoredMessage(id=first_id + i, owner_id=0, platform="corpus", chat_id=line.chat, message_id=str(i),
-                          author=line.speaker, is_own=line.speaker == owner, ts=float(i), text=line.text,
+def as_stored(chat_lines: list[ChatLine], owner: str) -> list[StoredMessage]:
+    """One chat as the store keeps it for `owner` (a corpus id): their lines own, the others context."""
+    return [StoredMessage(id=i, owner_id=0, platform="corpus", chat_id=line.chat, message_id=str(i),
+                          author=line.name, is_own=line.speaker == owner, ts=float(i), text=line.text,
                           source="import", reply_to=None, is_dm=False)
             for i, line in enumerate(chat_lines)]
 
@@ -93,15 +97,15 @@ async def voice_examples(lines: list[ChatLine], cfg: TrainConfig) -> list[tuple[
     found: list[tuple[str, list[Example]]] = []
     with tempfile.TemporaryDirectory(prefix="chat-voice-store-") as tmp:
         async with open_store(Path(tmp) / "voice.sqlite3") as store:
-            for k, (speaker_chat, chats) in enumerate(tqdm(sorted(chats_of.items()), desc="examples", unit="speaker")):
-                # Speakers who share a first name are different people: each gets their own user.
-                user = await store.users.get_or_create("corpus", str(k), speaker_chat)
-                stored = [m for chat in chats for m in as_stored(by_chat[chat], speaker_chat, 0)]
+            for speaker, chats in tqdm(sorted(chats_of.items()), desc="examples", unit="speaker"):
+                name = next(line.name for line in by_chat[chats[0]] if line.speaker == speaker)
+                user = await store.users.get_or_create("corpus", speaker, name)
+                stored = [m for chat in chats for m in as_stored(by_chat[chat], speaker)]
                 await store.messages.add_many([
                     NewMessage(user.id, "corpus", m.chat_id, m.message_id, m.author, True, m.ts, m.text, source="import")
                     for m in stored if m.is_own])
                 examples = build_examples(stored)
-                found.append((speaker_chat, await with_recalled_lines(store, user.id, examples, cfg.recalled_lines,
+                found.append((name, await with_recalled_lines(store, user.id, examples, cfg.recalled_lines,
                                                                        cfg.recalled_chars)))
     return found
 

@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 from peft import PeftModel
+from safetensors.torch import load_file
 
 from bench.shared import in_child, random_adapters, rss_mb
 from persona.examples import Example
 from persona.serving.worker import AdapterRef, InferenceWorker
 from persona.training.lora import TrainConfig, encode, train_adapter, write_adapter
-from persona.model import ModelUnavailable, base_model_id, load_base_model
+from persona.model import CHAT_VOICE_DIR, ModelUnavailable, base_model_id, chat_voice, load_base_model, model_source
 from persona.prompt import Turn, build_prompt_ids
 from twinbot.settings import Settings, load_settings
 
@@ -24,7 +25,26 @@ def test_bundled_conversion_is_a_reusable_safetensors_dir(bundled_model_dir: Pat
     assert (bundled_model_dir / "config.json").is_file()
     assert list(bundled_model_dir.glob("*.safetensors")) and (bundled_model_dir / "tokenizer.json").is_file()
     assert not [p for p in bundled_model_dir.parent.iterdir() if p.name.startswith(".")]  # no staging left
-    assert base_model_id(load_settings()) == "bundled:SmolLM2-135M-Instruct"
+    assert base_model_id(load_settings(chat_voice=False)) == "bundled:SmolLM2-135M-Instruct"
+
+
+def test_the_chat_voice_is_merged_into_the_bundled_base_and_can_be_turned_off(bundled_model_dir: Path,
+                                                                               tmp_path: Path) -> None:
+    voiced = load_settings(data_dir=bundled_model_dir.parents[1])  # the session's conversion: voice on
+    plain = load_settings(data_dir=tmp_path, chat_voice=False)
+    assert chat_voice(voiced) == CHAT_VOICE_DIR and chat_voice(plain) is None
+    assert base_model_id(voiced).startswith("bundled:SmolLM2-135M-Instruct+voice-")
+    assert Path(model_source(voiced)) == bundled_model_dir
+    plain_dir = Path(model_source(plain))
+    assert plain_dir.name == "SmolLM2-135M-Instruct"
+    with_voice, without = (load_file(next(d.glob("*.safetensors"))) for d in (bundled_model_dir, plain_dir))
+    voice = load_file(CHAT_VOICE_DIR / "adapter_model.safetensors")
+    layer = "model.layers.3.mlp.down_proj"
+    a = voice[f"base_model.model.{layer}.lora_A.weight"].float()
+    b = voice[f"base_model.model.{layer}.lora_B.weight"].float()
+    merged = without[f"{layer}.weight"] + (b @ a) * 2.0  # lora_alpha / r = 16 / 8
+    assert torch.allclose(with_voice[f"{layer}.weight"], merged, atol=1e-5)
+    assert not torch.equal(with_voice[f"{layer}.weight"], without[f"{layer}.weight"])
 
 
 def test_hub_ids_need_explicit_permission(tmp_path: Path) -> None:
