@@ -44,7 +44,7 @@ async def save_upload(settings: Settings, user: User, attachment: Attachment) ->
     if attachment.size > limit:
         raise UserError(f"That file is {attachment.size / 1e6:.1f} MB; the import limit is {limit / 1e6:.0f} MB.")
     folder = user_upload_dir(settings, user.id)
-    await asyncio.to_thread(shutil.rmtree, folder, ignore_errors=True)
+    await delete_folder(folder)
     await _check_room(settings, folder.parent, attachment.size)
     data = await attachment.fetch()
     if len(data) > limit:
