@@ -81,6 +81,25 @@ async def test_adapter_lru_is_bounded_and_reloads_new_versions(tiny_model_dir: P
     await worker.close()
 
 
+async def test_stats_count_the_replies_cut_at_their_token_cap(tiny_model_dir: Path, tokenizer) -> None:  # noqa: ANN001
+    def always_ends_its_turn():  # noqa: ANN202 - the tiny model with the end-of-turn token made certain
+        model, tok = loader(tiny_model_dir)()
+        head = torch.nn.Linear(model.lm_head.in_features, model.lm_head.out_features, bias=True)
+        head.weight = model.lm_head.weight
+        torch.nn.init.zeros_(head.bias)
+        head.bias.data[tok.convert_tokens_to_ids("<|im_end|>")] = 1e4
+        model.lm_head = head
+        return model, tok
+
+    ends = InferenceWorker(always_ends_its_turn, threads=1, cache_size=1, batch_window_s=0.0, max_batch=1)
+    runs_on = InferenceWorker(loader(tiny_model_dir), threads=1, cache_size=1, batch_window_s=0.0, max_batch=1)
+    for worker in (ends, runs_on):
+        await worker.start()
+        await worker.generate([1, 2, 3], None, 3, GREEDY)
+        await worker.generate([4, 5, 6], None, 3, GREEDY)
+        await worker.close()
+    assert ends.stats.capped == 0 and runs_on.stats.capped == 2
+
 async def test_a_lone_adapter_is_served_folded_and_the_base_weights_are_never_touched(
         tiny_model_dir: Path, adapters: list[AdapterRef]) -> None:
     worker = InferenceWorker(loader(tiny_model_dir), threads=1, cache_size=1, batch_window_s=0.0, max_batch=1)
