@@ -30,7 +30,7 @@ def write_corpus(path: Path, lines_each: int) -> Path:
 
 def test_eval_reports_and_tells_distinct_voices_apart(settings: Settings, tiny_model_dir: Path, tmp_path: Path) -> None:
     s = settings.model_copy(update={"base_model": str(tiny_model_dir), "model_dtype": "float32",
-                                    "train_max_steps": 40, "max_new_tokens": 8})
+                                    "train_max_steps": 40, "max_new_tokens": 8, "batch_window_ms": 300.0})
     lines = read_corpus(write_corpus(tmp_path / "c.jsonl", 80))
     splits = split_speakers(lines, 3, 60, 10)
     report = evaluate(s, lines, splits, seed=0, progress=False, samples=tmp_path / "samples.jsonl")
