@@ -17,6 +17,7 @@ from typing import Any
 
 from bot.commands import CommandLayer, Event, Invocation, OutFile, Reply, open_services
 from bot.console_adapter import ConsoleOutbox, local_attachment
+from persona.evaluation.options import add_eval_arguments
 from twinbot.logs import setup_logging, stderr_to_file
 from twinbot.settings import Settings, SettingsError, load_settings
 
@@ -133,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = user_cmd("forget", "delete everything kept about the user")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     user_cmd("status", "what is kept about the user")
+    add_eval_arguments(sub.add_parser("eval", help="train twins on a corpus of many speakers; measure them and "
+                                                   "their replies"))
     return parser
 
 
@@ -179,6 +182,13 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         from persona.training.trainer import train_user_now
 
         return train_user_now(settings, args.user, platform="console")
+    if args.cmd == "eval":
+        from persona.evaluation.suite import run
+
+        try:
+            return run(args, settings)
+        except (OSError, ValueError) as exc:
+            raise CliError(str(exc)) from exc
     if args.cmd == "forget" and not args.yes and not confirm_forget(args.user):
         print("Nothing deleted.")
         return 1

@@ -1,6 +1,7 @@
-"""Does a twin sound like its owner? Speaker attribution and perplexity on a multi-speaker corpus.
+"""Does a twin sound like its owner, and do its replies read like its owner's? Attribution, perplexity, replies.
 
-`python -m persona.evaluation.suite --corpus FILE.jsonl --speakers 8 --train-lines 300 --test-lines 50 --seed 0 --json OUT.json`
+`twinbot eval --corpus FILE.jsonl --speakers 8 --train-lines 300 --test-lines 50 --seed 0 --json OUT.json
+[--samples OUT.jsonl]`, or the same options to `python -m persona.evaluation.suite`.
 
 The corpus is JSON lines `{"speaker", "text"}` (optionally `"chat"`: lines of different chats are
 not each other's context) in conversation order. The N speakers with most lines each get a twin,
@@ -12,9 +13,14 @@ in a chat (persona prompt with t's name, t's own past lines most like the line b
 found by the store's search, and the conversation seen from t's side), with t's adapter folded in
 as serving folds a lone reply's.
 score(x, t) = loss_t(x | context) - loss_base(x | context), where the base reads the same
-conversation with no persona; x is attributed to the twin with the lowest score. `ppl_base` is
-the owner's untrained twin (same prompt, no adapter): what training adds. For scale, an n-gram
-classifier trained on the same lines attributes them too (persona.evaluation.classifier).
+conversation with no persona; x is attributed to the twin with the lowest score, alone and summed
+over windows of consecutive lines of one speaker. `ppl_base` is the owner's untrained twin (same
+prompt, no adapter): what training adds. For scale, an n-gram classifier trained on the same lines
+attributes them too (persona.evaluation.classifier).
+
+Then each twin answers the context of each of its owner's held-out lines through the product's own
+reply path (TwinService on an inference worker, over a store holding the owner's lines and adapter),
+and persona.evaluation.replies measures those replies beside the real lines.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import asyncio
 import json
 import math
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -33,20 +40,27 @@ from pathlib import Path
 
 import torch
 from tqdm import tqdm
+from transformers import PreTrainedTokenizerBase
 
 from persona.examples import CONTEXT_TURNS, Example, build_examples, usable
 from persona.serving.folding import ServedAdapters, make_foldable
 from persona.training.lora import TrainConfig, encode, labelled_nll, pad_batch, train_adapter, write_adapter
-from persona.model import LORA_TARGETS, load_base_model
+from persona.model import LORA_TARGETS, base_model_id, load_base_model
 from persona.prompt import Turn, build_reply_scoring_ids
+from persona.evaluation import replies as measures
 from persona.evaluation.classifier import ReferenceClassifier
+from persona.evaluation.options import add_eval_arguments
+from persona.evaluation.replies import Answer, reply_text, write_samples
 from persona.retrieval import reply_examples, with_recalled_lines
-from persona.serving.service import PROMPT_TOKENS
+from persona.serving.service import PROMPT_TOKENS, ReplyRequest, TwinError, TwinService
 from persona.training.trainer import base_train_config
-from persona_store import NewMessage, Store, StoredMessage, open_store
+from persona_store import NewMessage, Store, StoredMessage, User, open_store
 from twinbot.settings import Settings, SettingsError, load_settings
 
 SCORE_BATCH = 16
+LONE_REPLIES = 3
+"""Each twin's first held-out lines are answered one at a time, after the others were answered in
+batches: their wall time, a lone reply's with the adapter in use, is reply_p50_s."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,20 +177,19 @@ async def speaker_examples(store: Store, lines: list[Line], speaker: str, cfg: T
     return user.id, await with_recalled_lines(store, user.id, examples, cfg.recalled_lines, cfg.recalled_chars)
 
 
-async def recall_lines(lines: list[Line], splits: list[Split], tests: list[tuple[int, int]], limit: int,
-                       cfg: TrainConfig) -> Recalled:
-    """Each speaker's training lines go into a real store, from which their twin recalls lines as it
-    would in training and in replies."""
+async def recall_lines(store_path: Path, lines: list[Line], splits: list[Split], tests: list[tuple[int, int]],
+                       limit: int, cfg: TrainConfig) -> Recalled:
+    """Each speaker's training lines go into a real store at `store_path`, from which their twin recalls
+    lines as it would in training and in replies (and from which its replies are made later)."""
     training: list[list[Example]] = []
     replies: dict[tuple[int, int], list[str]] = {}
-    with tempfile.TemporaryDirectory(prefix="twin-eval-store-") as tmp:
-        async with open_store(Path(tmp) / "eval.sqlite3") as store:
-            for k, split in enumerate(splits):
-                user_id, examples = await speaker_examples(store, lines[: split.train_upto], split.speaker, cfg)
-                training.append(examples)
-                for i, (_, at) in enumerate(tests):
-                    answered = held_out_example(lines, at, split.speaker).answered
-                    replies[k, i] = await reply_examples(store, user_id, answered, limit, include_dm=False)
+    async with open_store(store_path) as store:
+        for k, split in enumerate(splits):
+            user_id, examples = await speaker_examples(store, lines[: split.train_upto], split.speaker, cfg)
+            training.append(examples)
+            for i, (_, at) in enumerate(tests):
+                answered = held_out_example(lines, at, split.speaker).answered
+                replies[k, i] = await reply_examples(store, user_id, answered, limit, include_dm=False)
     return Recalled(training, replies)
 
 
@@ -206,21 +219,149 @@ def train_twins(settings: Settings, splits: list[Split], training: list[list[Exa
     return adapters, seconds, tokens
 
 
-def reference_attribution(lines: list[Line], splits: list[Split], tests: list[tuple[int, int]]) -> tuple[float, float]:
-    """The held-out accuracy of a line classifier (persona.evaluation.classifier) trained on the
-    twins' training lines, from the line alone and knowing the turns before it: how attributable
-    these lines are without a language model."""
+@dataclass(frozen=True)
+class ReferenceAccuracy:
+    """How often a line classifier (persona.evaluation.classifier) trained on the twins' training
+    lines names the right owner: how attributable the lines are without a language model."""
+
+    line: float
+    """Of the real held-out lines, from the line alone."""
+    with_context: float
+    """Of the real held-out lines, knowing the turns before each."""
+    twin_replies: float
+    """Of the twins' replies, from the reply alone: whether a twin writes in its owner's style."""
+
+
+def reference_attribution(lines: list[Line], splits: list[Split], tests: list[tuple[int, int]],
+                          answers: list[Answer]) -> ReferenceAccuracy:
+    """The line classifier's accuracy on the held-out lines and on the twins' replies to them."""
     training = [(held_out_example(lines, at, split.speaker), k) for k, split in enumerate(splits)
                 for at in range(split.train_upto)
                 if lines[at].speaker == split.speaker and usable(lines[at].text)]
     examples, labels = [example for example, _ in training], [k for _, k in training]
     held_out = [held_out_example(lines, at, splits[k].speaker) for k, at in tests]
+    replies = [Example((), answer.twin) for answer in answers]
 
-    def accuracy(with_context: bool) -> float:
-        guesses = ReferenceClassifier.fit(examples, labels, with_context=with_context).predict(held_out)
+    def accuracy(classifier: ReferenceClassifier, items: list[Example]) -> float:
+        guesses = classifier.predict(items)
         return sum(guess == k for guess, (k, _) in zip(guesses, tests, strict=True)) / len(tests)
 
-    return accuracy(False), accuracy(True)
+    line_only = ReferenceClassifier.fit(examples, labels, with_context=False)
+    with_context = ReferenceClassifier.fit(examples, labels, with_context=True)
+    return ReferenceAccuracy(accuracy(line_only, held_out), accuracy(with_context, held_out),
+                             accuracy(line_only, replies))
+
+
+@dataclass(frozen=True)
+class Replies:
+    """The twins' answers to their owners' held-out contexts, and how making them went."""
+
+    answers: list[Answer]
+    """In the order of the held-out lines; an empty `twin` where TwinService gave up."""
+    lone_seconds: list[float]
+    seconds: float
+    capped_share: float
+    """Of the worker's generations, those cut at the token cap before they ended their turn."""
+    largest_batch: int
+
+
+def reply_request(owner: User, lines: list[Line], at: int) -> tuple[ReplyRequest, Example]:
+    """The chat message held-out line `at` answers, as TwinService gets one (the turns before it as its
+    history), and the held-out example it comes from."""
+    example = held_out_example(lines, at, owner.display_name)
+    *history, answered = example.context or (Turn("", "", is_owner=False),)
+    request = ReplyRequest(owner, answered.speaker, answered.text, history, "corpus", lines[at].chat, is_dm=False)
+    return request, example
+
+
+async def twin_replies(settings: Settings, store_path: Path, lines: list[Line], splits: list[Split],
+                       tests: list[tuple[int, int]], adapters: dict[str, Path], progress: bool) -> Replies:
+    """Each twin answers its owner's held-out contexts exactly as a chat reply is made: TwinService over
+    the store holding the owner's lines, with the adapter recorded there, on a real inference worker.
+    Replies go in concurrent chunks, so the worker batches them as it batches a busy chat's."""
+    async with open_store(store_path) as store:
+        owners = []
+        for split in splits:
+            user = await store.users.get_or_create("corpus", split.speaker, split.speaker)
+            await store.adapters.record(user.id, str(adapters[split.speaker]), None, base_model_id(settings), 0, {})
+            owners.append(user)
+        service = TwinService(settings, store)
+        await service.start()
+        answers: dict[int, Answer] = {}
+        bar = tqdm(total=len(tests), desc="twins replying", unit="reply", disable=not progress)
+
+        async def answer(i: int) -> None:
+            k, at = tests[i]
+            request, example = reply_request(owners[k], lines, at)
+            try:
+                text = reply_text(await service.reply(request))
+            except TwinError:
+                text = ""
+            answers[i] = Answer(k, splits[k].speaker, example.context, example.target, text)
+            bar.update()
+
+        lone: list[float] = []
+        started = time.monotonic()
+        try:
+            for k in range(len(splits)):
+                own = [i for i, (owner_k, _) in enumerate(tests) if owner_k == k]
+                batched, alone = own[LONE_REPLIES:], own[:LONE_REPLIES]
+                for start in range(0, len(batched), settings.max_batch_size):
+                    await asyncio.gather(*(answer(i) for i in batched[start: start + settings.max_batch_size]))
+                for i in alone:
+                    begun = time.monotonic()
+                    await answer(i)
+                    lone.append(time.monotonic() - begun)
+        finally:
+            bar.close()
+            await service.close()
+        stats = service.worker.stats
+        return Replies([answers[i] for i in range(len(tests))], lone, time.monotonic() - started,
+                       stats.capped / max(stats.requests, 1), stats.largest_batch)
+
+
+def unprompted_ids(tokenizer: PreTrainedTokenizerBase, lines: list[Line], at: int, reply: str
+                   ) -> tuple[list[int], list[int]]:
+    """(input_ids, labels) of `reply` as the next line after the conversation before line `at`, with no persona."""
+    example = held_out_example(lines, at, "")
+    return build_reply_scoring_ids(tokenizer, "", list(example.context), reply, [], PROMPT_TOKENS)
+
+
+def reply_relevance(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, pad_id: int, lines: list[Line],
+                    tests: list[tuple[int, int]], answers: list[Answer], real_in_context: list[tuple[float, int]],
+                    seed: int) -> tuple[float, float]:
+    """(twin replies, real lines): how much likelier the base with no persona finds each after its own
+    context than after another held-out line's (persona.evaluation.replies.relevance).
+    `real_in_context` are the real lines' losses in their own context, already scored."""
+    elsewhere = [tests[j][1] for j in measures.mismatched_contexts([lines[at].chat for _, at in tests], seed)]
+    reads = [unprompted_ids(tokenizer, lines, other, lines[at].text.strip())
+             for other, (_, at) in zip(elsewhere, tests, strict=True)]
+    for contexts in ([at for _, at in tests], elsewhere):
+        reads += [unprompted_ids(tokenizer, lines, at, answer.twin) for at, answer in zip(contexts, answers, strict=True)]
+    losses = token_losses(model, reads, pad_id)
+    n = len(tests)
+    return (measures.relevance(losses[n: 2 * n], losses[2 * n:]),
+            measures.relevance(real_in_context, losses[:n]))
+
+
+def reply_measures(lines: list[Line], splits: list[Split], replies: Replies, reference: ReferenceAccuracy,
+                   relevance: tuple[float, float]) -> dict:
+    """The report's measures of the twins' replies (persona.evaluation.replies), beside the real lines'."""
+    stored = [frozenset(measures.normalised(line.text) for line in lines[: split.train_upto]
+                        if line.speaker == split.speaker and usable(line.text)) for split in splits]
+    answers = replies.answers
+    return {
+        "reply_words_median_twin": measures.median_words(a.twin for a in answers),
+        "reply_words_median_real": measures.median_words(a.real for a in answers),
+        "reply_cap_share": round(replies.capped_share, 4),
+        "reply_style_twin": round(reference.twin_replies, 4), "reply_style_real": round(reference.line, 4),
+        "reply_relevance_twin": round(relevance[0], 4), "reply_relevance_real": round(relevance[1], 4),
+        "reply_copy_share": round(measures.share(measures.copied(a.twin, stored[a.owner]) for a in answers), 4),
+        "reply_assistant_share": round(measures.share(measures.sounds_like_assistant(a.twin) for a in answers), 4),
+        "reply_p50_s": round(statistics.median(replies.lone_seconds), 3) if replies.lone_seconds else None,
+        "reply_failures": sum(not a.twin for a in answers), "reply_seconds": round(replies.seconds, 1),
+        "reply_largest_batch": replies.largest_batch,
+    }
 
 
 def attribute(scores: list[list[float]], *, centred: bool = False) -> list[int]:
@@ -237,16 +378,21 @@ def attribute(scores: list[list[float]], *, centred: bool = False) -> list[int]:
     return [min(range(len(row)), key=row.__getitem__) for row in scores]
 
 
-def evaluate(settings: Settings, lines: list[Line], splits: list[Split], seed: int, progress: bool = True) -> dict:
+def evaluate(settings: Settings, lines: list[Line], splits: list[Split], seed: int, progress: bool = True,
+             samples: Path | None = None) -> dict:
+    """The report: the twins' attribution and perplexity on the held-out lines, and the measures of
+    their replies to them (`samples`, when given, gets the replies beside the real lines)."""
     random.seed(seed)
     torch.manual_seed(seed)
     cfg: TrainConfig = base_train_config(settings, seed)
     names = [s.speaker for s in splits]
     tests = [(owner_k, at) for owner_k, split in enumerate(splits) for at in split.test]
     with tempfile.TemporaryDirectory(prefix="twin-eval-") as tmp:
-        recalled = asyncio.run(recall_lines(lines, splits, tests, settings.retrieval_examples, cfg))
+        store_path = Path(tmp) / "eval.sqlite3"
+        recalled = asyncio.run(recall_lines(store_path, lines, splits, tests, settings.retrieval_examples, cfg))
         adapters, train_seconds, train_tokens = train_twins(settings, splits, recalled.training, cfg, Path(tmp),
                                                             progress)
+        replies = asyncio.run(twin_replies(settings, store_path, lines, splits, tests, adapters, progress))
         scoring_started = time.monotonic()
         model, tokenizer = load_base_model(settings, dtype=torch.bfloat16)  # scoring only: bf16 is 2-3x faster
         make_foldable(model, LORA_TARGETS)
@@ -255,11 +401,11 @@ def evaluate(settings: Settings, lines: list[Line], splits: list[Split], seed: i
             served.load_adapter(f"twin{k}", adapters[name])
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
-        def scored(owner: str, k: int | None, i: int, at: int) -> tuple[list[int], list[int]]:
-            """Line `at` as the reply to the prompt `owner`'s twin would see (no persona when k is None)."""
+        def scored(owner: str, k: int, i: int, at: int) -> tuple[list[int], list[int]]:
+            """Line `at` as the reply to the prompt `owner`'s twin would see."""
             example = held_out_example(lines, at, owner)
             return build_reply_scoring_ids(tokenizer, owner, list(example.context), example.target,
-                                           recalled.replies[k, i] if k is not None else [], PROMPT_TOKENS)
+                                           recalled.replies[k, i], PROMPT_TOKENS)
 
         twin_loss: dict[int, list[tuple[float, int]]] = {}
         untrained_own: list[tuple[float, int]] = [(0.0, 0)] * len(tests)
@@ -271,14 +417,19 @@ def evaluate(settings: Settings, lines: list[Line], splits: list[Split], seed: i
             served.delete_adapter(f"twin{k}")  # its folds go, and the base serves: the untrained twin
             for i, loss in zip(own, token_losses(model, [encoded[i] for i in own], pad_id), strict=True):
                 untrained_own[i] = loss
-        neutral = token_losses(model, [scored("", None, i, at) for i, (_, at) in enumerate(tests)], pad_id)
+        neutral = token_losses(model, [unprompted_ids(tokenizer, lines, at, lines[at].text.strip())
+                                       for _, at in tests], pad_id)
+        relevance = reply_relevance(model, tokenizer, pad_id, lines, tests, replies.answers, neutral, seed)
         score_seconds = time.monotonic() - scoring_started
+    if samples is not None:
+        write_samples(samples, replies.answers)
 
     def mean_nll(pair: tuple[float, int]) -> float:
         return pair[0] / max(pair[1], 1)
 
-    reference_line, reference_with_context = reference_attribution(lines, splits, tests)
+    reference = reference_attribution(lines, splits, tests, replies.answers)
     scores = [[mean_nll(twin_loss[k][i]) - mean_nll(neutral[i]) for k in range(len(names))] for i in range(len(tests))]
+    window_scores, window_owners = measures.windows(scores, [owner_k for owner_k, _ in tests])
     confusion = [[0] * len(names) for _ in names]
     for (owner_k, _), guess in zip(tests, attribute(scores), strict=True):
         confusion[owner_k][guess] += 1
@@ -290,8 +441,11 @@ def evaluate(settings: Settings, lines: list[Line], splits: list[Split], seed: i
     return {
         "speakers": names, "attribution_accuracy": round(correct / len(tests), 4), "chance": round(1 / len(names), 4),
         "attribution_accuracy_centred": round(centred / len(tests), 4),
-        "attribution_reference_line": round(reference_line, 4),
-        "attribution_reference_with_context": round(reference_with_context, 4),
+        "attribution_accuracy_window5": round(measures.share(
+            guess == owner_k for guess, owner_k in zip(attribute(window_scores), window_owners, strict=True)), 4),
+        "attribution_reference_line": round(reference.line, 4),
+        "attribution_reference_with_context": round(reference.with_context, 4),
+        **reply_measures(lines, splits, replies, reference, relevance),
         "ppl_base": round(perplexity(untrained_own), 2), "ppl_own": round(perplexity(own), 2),
         "ppl_other": round(perplexity(other), 2), "ppl_base_no_persona": round(perplexity(neutral), 2),
         "train_seconds": round(train_seconds, 1),
@@ -311,39 +465,49 @@ def table(report: dict) -> str:
              f"centred on each twin's mean score: {report['attribution_accuracy_centred']:.3f}",
              f"an n-gram classifier trained on the same lines: {report['attribution_reference_line']:.3f} from "
              f"the line, {report['attribution_reference_with_context']:.3f} knowing who spoke before it",
+             f"over windows of {measures.WINDOW} lines of one speaker: {report['attribution_accuracy_window5']:.3f}",
              f"perplexity: base {report['ppl_base']}, own twin {report['ppl_own']} ({drop:.0%} lower), "
              f"other twins {report['ppl_other']}",
+             "",
+             f"replies: median {report['reply_words_median_twin']:g} words (the real lines "
+             f"{report['reply_words_median_real']:g}); {report['reply_cap_share']:.1%} ran to the token cap; "
+             f"a lone reply takes {report['reply_p50_s']} s (p50)",
+             f"in the owner's style (the classifier names the owner): twin {report['reply_style_twin']:.3f}, "
+             f"real {report['reply_style_real']:.3f}",
+             f"relevance to the chat (nats a token): twin {report['reply_relevance_twin']:+.3f}, "
+             f"real {report['reply_relevance_real']:+.3f}",
+             f"copies of a stored line {report['reply_copy_share']:.1%}; in an assistant's voice "
+             f"{report['reply_assistant_share']:.1%}; no reply {report['reply_failures']}",
              f"training: {report['train_seconds']} s, {report['train_tokens_per_s']} tokens/s; "
-             f"scoring: {report['score_seconds']} s"]
+             f"replying: {report['reply_seconds']} s; scoring: {report['score_seconds']} s"]
     return "\n".join(rows)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m persona.evaluation.suite", description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", type=Path, required=True, help="JSON lines {speaker, text[, chat]}")
-    parser.add_argument("--speakers", type=int, default=8)
-    parser.add_argument("--train-lines", type=int, default=300)
-    parser.add_argument("--test-lines", type=int, default=50)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", type=Path, help="write the report here")
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args(argv)
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """The eval as the options ask (persona.evaluation.options): prints the table, writes the files.
+    A bad corpus raises ValueError or OSError."""
     torch.set_num_threads(args.threads)
     started = time.monotonic()
-    try:
-        settings = load_settings()
-        lines = read_corpus(args.corpus)
-        splits = split_speakers(lines, args.speakers, args.train_lines, args.test_lines)
-        report = evaluate(settings, lines, splits, args.seed)
-    except (OSError, ValueError, SettingsError) as exc:
-        print(f"persona.evaluation.suite: {exc}", file=sys.stderr)
-        return 2
+    lines = read_corpus(args.corpus)
+    splits = split_speakers(lines, args.speakers, args.train_lines, args.test_lines)
+    report = evaluate(settings, lines, splits, args.seed, samples=args.samples)
     report["wall_seconds"] = round(time.monotonic() - started, 1)
     print(table(report))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m persona.evaluation.suite", description=__doc__.splitlines()[0])
+    add_eval_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args, load_settings())
+    except (OSError, ValueError, SettingsError) as exc:
+        print(f"persona.evaluation.suite: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

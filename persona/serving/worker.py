@@ -94,6 +94,8 @@ class WorkerStats:
     adapter_loads: int = 0
     adapter_evictions: int = 0
     largest_batch: int = 0
+    capped: int = 0
+    """Requests whose reply was cut at their max_new_tokens before it ended its turn."""
 
 
 class InferenceWorker:
@@ -297,6 +299,7 @@ class InferenceWorker:
             else:
                 with self._adapters.mixed(names):
                     new = decode(self.model, ids, mask, longest, batch[0].sampling, stop_ids, pad, soft)
+        self.stats.capped += sum(len(row) >= request.max_new_tokens for row, request in zip(new, batch, strict=True))
         texts = [tokenizer.decode(row[: request.max_new_tokens], skip_special_tokens=True)
                  for row, request in zip(new, batch, strict=True)]
         return texts

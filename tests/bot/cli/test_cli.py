@@ -94,3 +94,10 @@ def test_import_of_a_file_it_refuses_exits_non_zero_with_one_line(tmp_path: Path
 def test_usage_errors_come_from_argparse(tmp_path: Path) -> None:
     result = twinbot("consent", "--user", "ana", "maybe", cwd=tmp_path)
     assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def test_eval_refuses_a_missing_or_too_small_corpus_in_one_line(tmp_path: Path) -> None:
+    assert_one_line_error(twinbot("eval", "--corpus", "nope.jsonl", cwd=tmp_path), "nope.jsonl")
+    (tmp_path / "small.jsonl").write_text('{"speaker": "a", "text": "fine"}\n{"speaker": "b", "text": "ok"}\n')
+    result = twinbot("eval", "--corpus", "small.jsonl", "--speakers", "2", "--samples", "s.jsonl", cwd=tmp_path)
+    assert_one_line_error(result, "a has 1 lines; 300 + 50 are needed")

@@ -4,6 +4,7 @@ each twin is scored with the prompt its replies would get."""
 from __future__ import annotations
 
 import json
+import math
 import random
 from pathlib import Path
 
@@ -29,10 +30,10 @@ def write_corpus(path: Path, lines_each: int) -> Path:
 
 def test_eval_reports_and_tells_distinct_voices_apart(settings: Settings, tiny_model_dir: Path, tmp_path: Path) -> None:
     s = settings.model_copy(update={"base_model": str(tiny_model_dir), "model_dtype": "float32",
-                                    "train_max_steps": 40})
+                                    "train_max_steps": 40, "max_new_tokens": 8, "batch_window_ms": 300.0})
     lines = read_corpus(write_corpus(tmp_path / "c.jsonl", 80))
     splits = split_speakers(lines, 3, 60, 10)
-    report = evaluate(s, lines, splits, seed=0, progress=False)
+    report = evaluate(s, lines, splits, seed=0, progress=False, samples=tmp_path / "samples.jsonl")
     assert sorted(report["speakers"]) == sorted(VOICES) and report["chance"] == pytest.approx(1 / 3, abs=1e-3)
     assert sum(map(sum, report["confusion"])) == report["test_lines"] == 30
     assert report["ppl_own"] < report["ppl_base"] and report["ppl_own"] < report["ppl_other"]
@@ -40,6 +41,19 @@ def test_eval_reports_and_tells_distinct_voices_apart(settings: Settings, tiny_m
     # three vocabularies that share no word
     assert report["attribution_reference_line"] == report["attribution_reference_with_context"] == 1.0
     assert report["train_tokens_per_s"] > 0
+    # 10 lines each: two windows of 5 per speaker
+    assert report["attribution_accuracy_window5"] in {n / 6 for n in range(7)}
+    assert report["reply_style_real"] == report["attribution_reference_line"]
+    assert report["reply_words_median_real"] == 4  # the real lines: 2 to 4 words each
+    for key in ("reply_cap_share", "reply_style_twin", "reply_copy_share", "reply_assistant_share"):
+        assert 0 <= report[key] <= 1, key
+    assert report["reply_words_median_twin"] >= 0 and report["reply_p50_s"] > 0
+    assert all(math.isfinite(report[key]) for key in ("reply_relevance_twin", "reply_relevance_real"))
+    assert 1 < report["reply_largest_batch"] <= s.max_batch_size  # the worker batched the replies
+    samples = [json.loads(line) for line in (tmp_path / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 30 and {row["speaker"] for row in samples} == set(VOICES)
+    assert [row["real"] for row in samples] == [lines[at].text for split in splits for at in split.test]
+    assert all(row["context"][-1].split(": ")[0] in VOICES for row in samples)
 
 
 def test_centring_stops_a_twin_that_lowers_every_line_from_taking_them_all() -> None:
@@ -91,7 +105,8 @@ def test_each_twin_is_trained_and_scored_with_its_own_recalled_lines(tmp_path: P
     lines = read_corpus(corpus)
     splits = split_speakers(lines, 2, 2, 1)
     tests = [(k, at) for k, split in enumerate(splits) for at in split.test]
-    recalled = asyncio.run(recall_lines(lines, splits, tests, 4, TrainConfig(recalled_lines=2, recalled_chars=12)))
+    cfg = TrainConfig(recalled_lines=2, recalled_chars=12)
+    recalled = asyncio.run(recall_lines(tmp_path / "store.sqlite3", lines, splits, tests, 4, cfg))
     examples = recalled.replies
     ann = next(k for k, split in enumerate(splits) if split.speaker == "Ann")
     bob = 1 - ann
