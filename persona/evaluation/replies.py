@@ -14,38 +14,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from persona.assistant_voice import sounds_like_assistant
 from persona.prompt import Turn
 
 WINDOW = 5
 """Held-out lines of one speaker attributed together: a per-author language model needs more than
 the few tokens of one chat line to tell authors apart."""
-
-ASSISTANT_MARKERS = (
-    "as an ai",
-    "as a language model",
-    "ai assistant",
-    "virtual assistant",
-    "helpful assistant",
-    "i'm an ai",
-    "i am an ai",
-    "i'm sorry, but",
-    "i am sorry, but",
-    "how can i assist",
-    "how may i assist",
-    "assist you",
-    "i am unable",
-    "i'm unable",
-    "i'm here to help",
-    "i am here to help",
-    "feel free to",
-    "is there anything else i can",
-    "i cannot provide",
-    "i can't provide",
-    "i don't have personal",
-    "user queries",
-)
-"""Phrases of the base model's assistant voice, matched in lower case with straight apostrophes:
-a chat message with one of them reads as a help desk, not as a person."""
 
 _SPACES = re.compile(r"\s+")
 
@@ -77,11 +51,6 @@ def share(flags: Iterable[bool]) -> float:
 def copied(reply: str, stored: frozenset[str]) -> bool:
     """Whether the reply repeats one of the owner's stored lines (`stored` holds them normalised)."""
     return normalised(reply) in stored
-
-
-def sounds_like_assistant(reply: str) -> bool:
-    text = normalised(reply)
-    return any(marker in text for marker in ASSISTANT_MARKERS)
 
 
 def mismatched_contexts(chats: Sequence[str], seed: int) -> list[int]:

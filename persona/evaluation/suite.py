@@ -230,6 +230,8 @@ class ReferenceAccuracy:
     """Of the real held-out lines, knowing the turns before each."""
     twin_replies: float
     """Of the twins' replies, from the reply alone: whether a twin writes in its owner's style."""
+    real_replies: float
+    """Of the real lines the twins' replies stand in for, from the line alone."""
 
 
 def reference_attribution(lines: list[Line], splits: list[Split], tests: list[tuple[int, int]],
@@ -242,14 +244,17 @@ def reference_attribution(lines: list[Line], splits: list[Split], tests: list[tu
     held_out = [held_out_example(lines, at, splits[k].speaker) for k, at in tests]
     replies = [Example((), answer.twin) for answer in answers]
 
-    def accuracy(classifier: ReferenceClassifier, items: list[Example]) -> float:
+    def accuracy(classifier: ReferenceClassifier, items: list[Example], owners: list[int]) -> float:
         guesses = classifier.predict(items)
-        return sum(guess == k for guess, (k, _) in zip(guesses, tests, strict=True)) / len(tests)
+        return sum(guess == k for guess, k in zip(guesses, owners, strict=True)) / max(len(owners), 1)
 
     line_only = ReferenceClassifier.fit(examples, labels, with_context=False)
     with_context = ReferenceClassifier.fit(examples, labels, with_context=True)
-    return ReferenceAccuracy(accuracy(line_only, held_out), accuracy(with_context, held_out),
-                             accuracy(line_only, replies))
+    owners = [k for k, _ in tests]
+    return ReferenceAccuracy(accuracy(line_only, held_out, owners), accuracy(with_context, held_out, owners),
+                             accuracy(line_only, replies, [answer.owner for answer in answers]),
+                             accuracy(line_only, [Example((), answer.real) for answer in answers],
+                                      [answer.owner for answer in answers]))
 
 
 @dataclass(frozen=True)
@@ -263,6 +268,13 @@ class Replies:
     capped_share: float
     """Of the worker's generations, those cut at the token cap before they ended their turn."""
     largest_batch: int
+
+
+def answers_someone(lines: list[Line], at: int, owner: str) -> bool:
+    """Whether held-out line `at` answers another speaker's line: a line that carries on its owner's own
+    burst is not a reply to anyone, so the reply measures leave it out."""
+    context = held_out_example(lines, at, owner).context
+    return bool(context) and not context[-1].is_owner
 
 
 def reply_request(owner: User, lines: list[Line], at: int) -> tuple[ReplyRequest, Example]:
@@ -354,7 +366,7 @@ def reply_measures(lines: list[Line], splits: list[Split], replies: Replies, ref
         "reply_words_median_twin": measures.median_words(a.twin for a in answers),
         "reply_words_median_real": measures.median_words(a.real for a in answers),
         "reply_cap_share": round(replies.capped_share, 4),
-        "reply_style_twin": round(reference.twin_replies, 4), "reply_style_real": round(reference.line, 4),
+        "reply_style_twin": round(reference.twin_replies, 4), "reply_style_real": round(reference.real_replies, 4),
         "reply_relevance_twin": round(relevance[0], 4), "reply_relevance_real": round(relevance[1], 4),
         "reply_copy_share": round(measures.share(measures.copied(a.twin, stored[a.owner]) for a in answers), 4),
         "reply_assistant_share": round(measures.share(measures.sounds_like_assistant(a.twin) for a in answers), 4),
@@ -392,7 +404,9 @@ def evaluate(settings: Settings, lines: list[Line], splits: list[Split], seed: i
         recalled = asyncio.run(recall_lines(store_path, lines, splits, tests, settings.retrieval_examples, cfg))
         adapters, train_seconds, train_tokens = train_twins(settings, splits, recalled.training, cfg, Path(tmp),
                                                             progress)
-        replies = asyncio.run(twin_replies(settings, store_path, lines, splits, tests, adapters, progress))
+        replied = [i for i, (k, at) in enumerate(tests) if answers_someone(lines, at, splits[k].speaker)]
+        reply_tests = [tests[i] for i in replied]
+        replies = asyncio.run(twin_replies(settings, store_path, lines, splits, reply_tests, adapters, progress))
         scoring_started = time.monotonic()
         model, tokenizer = load_base_model(settings, dtype=torch.bfloat16)  # scoring only: bf16 is 2-3x faster
         make_foldable(model, LORA_TARGETS)
@@ -419,7 +433,8 @@ def evaluate(settings: Settings, lines: list[Line], splits: list[Split], seed: i
                 untrained_own[i] = loss
         neutral = token_losses(model, [unprompted_ids(tokenizer, lines, at, lines[at].text.strip())
                                        for _, at in tests], pad_id)
-        relevance = reply_relevance(model, tokenizer, pad_id, lines, tests, replies.answers, neutral, seed)
+        relevance = reply_relevance(model, tokenizer, pad_id, lines, reply_tests, replies.answers,
+                                    [neutral[i] for i in replied], seed)
         score_seconds = time.monotonic() - scoring_started
     if samples is not None:
         write_samples(samples, replies.answers)
@@ -428,6 +443,7 @@ def evaluate(settings: Settings, lines: list[Line], splits: list[Split], seed: i
         return pair[0] / max(pair[1], 1)
 
     reference = reference_attribution(lines, splits, tests, replies.answers)
+    reply_report = {**reply_measures(lines, splits, replies, reference, relevance), "reply_lines": len(reply_tests)}
     scores = [[mean_nll(twin_loss[k][i]) - mean_nll(neutral[i]) for k in range(len(names))] for i in range(len(tests))]
     window_scores, window_owners = measures.windows(scores, [owner_k for owner_k, _ in tests])
     confusion = [[0] * len(names) for _ in names]
@@ -445,7 +461,7 @@ def evaluate(settings: Settings, lines: list[Line], splits: list[Split], seed: i
             guess == owner_k for guess, owner_k in zip(attribute(window_scores), window_owners, strict=True)), 4),
         "attribution_reference_line": round(reference.line, 4),
         "attribution_reference_with_context": round(reference.with_context, 4),
-        **reply_measures(lines, splits, replies, reference, relevance),
+        **reply_report,
         "ppl_base": round(perplexity(untrained_own), 2), "ppl_own": round(perplexity(own), 2),
         "ppl_other": round(perplexity(other), 2), "ppl_base_no_persona": round(perplexity(neutral), 2),
         "train_seconds": round(train_seconds, 1),

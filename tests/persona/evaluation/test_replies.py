@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from persona.evaluation import replies
+from persona.assistant_voice import ASSISTANT_PHRASES
 from persona.evaluation.replies import Answer
 from persona.evaluation.suite import (
     Line, ReferenceAccuracy, Replies, attribute, read_corpus, reply_measures, reply_relevance, split_speakers,
@@ -70,7 +71,7 @@ def test_a_verbatim_stored_line_counts_as_a_copy(tmp_path: Path) -> None:
     twins = ["  i LOVE sailing\tboats ", "I love sailing boats!", "boats make me seasick",
              "sailing is my whole life"]  # stored (case and spaces aside); not quite; Bob's line; Ann's held-out line
     answers = [Answer(ann, "Ann", (), "sailing is my whole life", twin) for twin in twins]
-    report = reply_measures(lines, splits, Replies(answers, [0.5], 1.0, 0.0, 1), ReferenceAccuracy(1.0, 1.0, 0.5),
+    report = reply_measures(lines, splits, Replies(answers, [0.5], 1.0, 0.0, 1), ReferenceAccuracy(1.0, 1.0, 0.5, 1.0),
                             (0.1, 0.2))
     assert report["reply_copy_share"] == 0.25
     assert report["reply_style_twin"] == 0.5 and report["reply_style_real"] == 1.0
@@ -78,7 +79,7 @@ def test_a_verbatim_stored_line_counts_as_a_copy(tmp_path: Path) -> None:
     assert report["reply_words_median_real"] == 5 and report["reply_words_median_twin"] == 4
 
 
-@pytest.mark.parametrize("marker", replies.ASSISTANT_MARKERS)
+@pytest.mark.parametrize("marker", ASSISTANT_PHRASES)
 def test_the_assistant_list_catches_each_of_its_phrases(marker: str) -> None:
     assert replies.sounds_like_assistant(f"Well. {marker.capitalize()} whatever comes next")
 
