@@ -8,7 +8,7 @@ from pathlib import Path
 from chat_exports.fields import as_id, as_name, as_text, as_timestamp
 from chat_exports.limits import ReadLimits
 from chat_exports.records import ParsedMessage
-from chat_exports.stream import array_items, bounded_parse
+from chat_exports.stream import array_items, chat_header
 
 DM_TYPES = {"DirectTextChat", "DirectGroupTextChat"}
 
@@ -25,15 +25,8 @@ class ChatExporterJson:
         return None  # one channel, many authors: the user says who they are
 
     def _channel(self) -> tuple[str, bool]:
-        channel_id, channel_type = None, None
         with self.limits.open(self.path) as fh:
-            for prefix, event, value in bounded_parse(fh):
-                if prefix == "channel.id" and event in ("string", "number"):
-                    channel_id = as_id(value)
-                elif prefix == "channel.type" and event == "string":
-                    channel_type = value
-                elif prefix == "messages":
-                    break
+            channel_id, channel_type = chat_header(fh, "channel.id", "channel.type")
         return channel_id or "discord-channel", channel_type in DM_TYPES
 
     def messages(self) -> Iterator[ParsedMessage | None]:

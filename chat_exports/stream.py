@@ -11,6 +11,7 @@ from typing import Any, BinaryIO
 
 import ijson
 
+from chat_exports.fields import as_id
 from chat_exports.records import ImportFailed
 
 MAX_DEPTH = 64
@@ -70,3 +71,16 @@ def bounded_parse(fh: BinaryIO, max_depth: int = MAX_DEPTH) -> Iterator[tuple[st
         else:
             prefix = ".".join(path)
         yield prefix, event, value
+
+
+def chat_header(fh: BinaryIO, id_key: str, type_key: str) -> tuple[str | None, str | None]:
+    """The chat's id and type from the keys before its `messages` array (None when absent)."""
+    chat_id, chat_type = None, None
+    for prefix, event, value in bounded_parse(fh):
+        if prefix == id_key and event in ("string", "number"):
+            chat_id = as_id(value)
+        elif prefix == type_key and event == "string":
+            chat_type = value
+        elif prefix == "messages":
+            break
+    return chat_id, chat_type

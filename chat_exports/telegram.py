@@ -9,7 +9,7 @@ from typing import Any, BinaryIO
 from chat_exports.fields import as_id, as_name, as_text, as_timestamp
 from chat_exports.limits import ReadLimits
 from chat_exports.records import ParsedMessage
-from chat_exports.stream import array_items, bounded_parse
+from chat_exports.stream import array_items, bounded_parse, chat_header
 
 DM_TYPES = {"personal_chat", "bot_chat", "saved_messages"}
 
@@ -70,13 +70,6 @@ class TelegramExport:
                 yield _message(meta[0], meta[1], raw)
 
     def _single_chat_meta(self) -> tuple[str, bool]:
-        chat_id, chat_type = None, None
         with self._open() as fh:
-            for prefix, event, value in bounded_parse(fh):
-                if prefix == "id" and event in ("number", "string"):
-                    chat_id = as_id(value)
-                elif prefix == "type" and event == "string":
-                    chat_type = value
-                elif prefix == "messages":
-                    break
+            chat_id, chat_type = chat_header(fh, "id", "type")
         return chat_id or "telegram-chat", chat_type in DM_TYPES

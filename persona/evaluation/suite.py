@@ -42,6 +42,7 @@ import torch
 from tqdm import tqdm
 from transformers import PreTrainedTokenizerBase
 
+from persona.corpus import Line, read_corpus
 from persona.examples import CONTEXT_TURNS, Example, build_examples, usable
 from persona.serving.folding import ServedAdapters, make_foldable
 from persona.training.lora import TrainConfig, encode, labelled_nll, pad_batch, train_adapter, write_adapter
@@ -61,31 +62,6 @@ SCORE_BATCH = 16
 LONE_REPLIES = 3
 """Each twin's first held-out lines are answered one at a time, after the others were answered in
 batches: their wall time, a lone reply's with the adapter in use, is reply_p50_s."""
-
-
-@dataclass(frozen=True, slots=True)
-class Line:
-    index: int
-    chat: str
-    speaker: str
-    text: str
-
-
-def read_corpus(path: Path) -> list[Line]:
-    """The corpus lines; a malformed line stops the run with its line number."""
-    lines: list[Line] = []
-    with path.open(encoding="utf-8") as fh:
-        for number, raw in enumerate(fh, 1):
-            if not raw.strip():
-                continue
-            try:
-                item = json.loads(raw)
-                speaker, text = str(item["speaker"]).strip(), str(item["text"])
-            except (ValueError, KeyError, TypeError) as exc:
-                raise ValueError(f"{path}:{number}: expected {{\"speaker\": ..., \"text\": ...}} ({exc})") from None
-            if speaker:
-                lines.append(Line(len(lines), str(item.get("chat", "")), speaker, text))
-    return lines
 
 
 def as_messages(lines: list[Line], owner: str) -> list[StoredMessage]:

@@ -26,6 +26,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
+from persona.corpus import read_corpus
 from persona.examples import Example, build_examples, usable
 from persona.model import ALL_LINEAR, BUNDLED, load_base_model
 from persona.retrieval import with_recalled_lines
@@ -53,20 +54,8 @@ class ChatLine:
 
 
 def read_lines(path: Path) -> list[ChatLine]:
-    """The corpus's usable lines, in order; a malformed line stops the run with its number."""
-    lines = []
-    with path.open(encoding="utf-8") as fh:
-        for number, raw in enumerate(fh, 1):
-            if not raw.strip():
-                continue
-            try:
-                item = json.loads(raw)
-                line = ChatLine(str(item["chat"]), str(item["speaker"]), str(item["text"]).strip())
-            except (ValueError, KeyError, TypeError) as exc:
-                raise ValueError(f"{path}:{number}: expected {{\"speaker\", \"text\", \"chat\"}} ({exc})") from None
-            if usable(line.text):
-                lines.append(line)
-    return lines
+    """The corpus's usable lines, in order (persona.corpus reads it)."""
+    return [ChatLine(line.chat, line.speaker, line.text.strip()) for line in read_corpus(path) if usable(line.text)]
 
 
 def named(lines: list[ChatLine], seed: int) -> list[ChatLine]:

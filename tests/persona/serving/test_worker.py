@@ -150,32 +150,6 @@ async def test_stats_count_the_replies_cut_at_their_token_cap(tiny_model_dir: Pa
         await worker.close()
     assert ends.stats.capped == 0 and runs_on.stats.capped == 2
 
-async def test_a_lone_adapter_is_served_folded_and_the_base_weights_are_never_touched(
-        tiny_model_dir: Path, adapters: list[AdapterRef]) -> None:
-    worker = InferenceWorker(loader(tiny_model_dir), threads=1, cache_size=1, batch_window_s=0.0, max_batch=1)
-    await worker.start()
-    q = worker.model.model.layers[0].self_attn.q_proj
-    pristine = q.weight.detach().clone()
-    prompt = [1, 2, 3, 4]
-    base_reply = await worker.generate(prompt, None, 8, GREEDY)
-    await worker.generate(prompt, adapters[0], 4, GREEDY)
-    assert q.fold is not None and not torch.equal(q.fold.weight, pristine)  # the adapter's folded weight serves
-    assert await worker.generate(prompt, None, 8, GREEDY) == base_reply
-    assert q.fold is None and torch.equal(q.weight, pristine)
-    await worker.generate(prompt, adapters[1], 4, GREEDY)
-    await worker.delete_adapter(adapters[1].name)  # evicting the adapter in use drops its folds
-    assert q.fold is None and torch.equal(q.weight, pristine)
-
-    # Retrained (same name, new files): the new weights are folded, not the ones of the old version.
-    alone = InferenceWorker(loader(tiny_model_dir), threads=1, cache_size=1, batch_window_s=0.0, max_batch=1)
-    await alone.start()
-    expected = await alone.generate(prompt, AdapterRef("fresh", adapters[2].path, 1.0), 8, GREEDY)
-    await alone.close()
-    await worker.generate(prompt, adapters[0], 4, GREEDY)
-    retrained = AdapterRef(adapters[0].name, adapters[2].path, version=2.0)
-    assert await worker.generate(prompt, retrained, 8, GREEDY) == expected
-    await worker.close()
-
 
 @pytest.fixture
 async def worker(settings: Settings, tiny_model_dir: Path):  # noqa: ANN201 - an InferenceWorker
