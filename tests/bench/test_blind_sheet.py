@@ -1,0 +1,30 @@
+"""Blind sheets: pairs never share a chat, the key says which message is real, and scoring counts
+the times the twin was taken for the real one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench.blind_sheet import score, write_sheet
+
+
+def test_a_sheet_hides_which_is_real_and_scoring_counts_the_fooled(tmp_path: Path) -> None:
+    samples = [{"speaker": f"S{i % 3}", "context": [f"Bo: line {i // 2}", f"Ana: q {i // 2}"],
+                "real": f"real {i}", "twin": f"twin {i}"} for i in range(20)]
+    samples.append({"speaker": "S0", "context": ["Bo: x"], "real": "r", "twin": ""})  # no reply: never shown
+    (tmp_path / "samples.jsonl").write_text("\n".join(json.dumps(s) for s in samples))
+    assert write_sheet(tmp_path / "samples.jsonl", tmp_path / "out", 8, seed=0) == 8
+    sheet = (tmp_path / "out" / "sheet.md").read_text()
+    key = json.loads((tmp_path / "out" / "key.json").read_text())
+    assert len(key) == 8 and set(key.values()) <= {"A", "B"}
+    contexts = [block.split("\n\n")[1] for block in sheet.split("## ")[1:]]
+    assert len(set(contexts)) == 8  # no two pairs share a chat
+    for n, block in enumerate(sheet.split("## ")[1:], 1):
+        real_line = next(line for line in block.splitlines() if line.startswith(f"{key[str(n)]}: "))
+        assert real_line.split(": ", 1)[1].startswith("real ")
+    answers = "\n".join(f"{n}: {'A' if n % 2 else 'B'}" for n in range(1, 9))
+    (tmp_path / "answers.txt").write_text(answers)
+    result = score(tmp_path / "out" / "key.json", tmp_path / "answers.txt")
+    wrong = sum((("A" if n % 2 else "B") != key[str(n)]) for n in range(1, 9))
+    assert result == {"pairs": 8, "answered": 8, "twin_taken_for_real": wrong, "fooled_share": round(wrong / 8, 3)}
