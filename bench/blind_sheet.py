@@ -20,7 +20,8 @@ from pathlib import Path
 
 
 def pick_pairs(samples: list[dict], count: int, seed: int) -> list[dict]:
-    """Up to `count` samples with a twin reply, at most one per chat, spread over the speakers."""
+    """Up to `count` samples with a twin reply, spread over the speakers, that share no line with each
+    other: no pair's chat shows another pair's real message, which would give it away."""
     rng = random.Random(seed)
     by_speaker: dict[str, list[dict]] = defaultdict(list)
     for item in samples:
@@ -28,14 +29,14 @@ def pick_pairs(samples: list[dict], count: int, seed: int) -> list[dict]:
             by_speaker[item["speaker"]].append(item)
     for items in by_speaker.values():
         rng.shuffle(items)
-    chosen, chats = [], set()
+    chosen, shown = [], set()
     while len(chosen) < count and any(by_speaker.values()):
         for speaker in sorted(by_speaker):
             while by_speaker[speaker]:
                 item = by_speaker[speaker].pop()
-                key = tuple(item["context"][-2:])
-                if key not in chats:
-                    chats.add(key)
+                lines = {*item["context"], f"{item['speaker']}: {item['real']}"}
+                if not lines & shown:
+                    shown |= lines
                     chosen.append(item)
                     break
             if len(chosen) == count:

@@ -12,6 +12,8 @@ from bench.blind_sheet import score, write_sheet
 def test_a_sheet_hides_which_is_real_and_scoring_counts_the_fooled(tmp_path: Path) -> None:
     samples = [{"speaker": f"S{i % 3}", "context": [f"Bo: line {i // 2}", f"Ana: q {i // 2}"],
                 "real": f"real {i}", "twin": f"twin {i}"} for i in range(20)]
+    # a later line's chat that shows an earlier pair's real message: never both on one sheet
+    samples += [{"speaker": "S1", "context": ["Bo: line 0", "S0: real 0"], "real": "leak", "twin": "t"}]
     samples.append({"speaker": "S0", "context": ["Bo: x"], "real": "r", "twin": ""})  # no reply: never shown
     (tmp_path / "samples.jsonl").write_text("\n".join(json.dumps(s) for s in samples))
     assert write_sheet(tmp_path / "samples.jsonl", tmp_path / "out", 8, seed=0) == 8
@@ -22,7 +24,10 @@ def test_a_sheet_hides_which_is_real_and_scoring_counts_the_fooled(tmp_path: Pat
     assert len(set(contexts)) == 8  # no two pairs share a chat
     for n, block in enumerate(sheet.split("## ")[1:], 1):
         real_line = next(line for line in block.splitlines() if line.startswith(f"{key[str(n)]}: "))
-        assert real_line.split(": ", 1)[1].startswith("real ")
+        real = real_line.split(": ", 1)[1]
+        assert real.startswith("real ") or real == "leak"
+        speaker = block.split("is from ", 1)[1].split("\n", 1)[0]
+        assert not any(f"{speaker}: {real}" in context for context in contexts)  # no pair gives another away
     answers = "\n".join(f"{n}: {'A' if n % 2 else 'B'}" for n in range(1, 9))
     (tmp_path / "answers.txt").write_text(answers)
     result = score(tmp_path / "out" / "key.json", tmp_path / "answers.txt")
