@@ -89,9 +89,11 @@ def normalised(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def acceptable(text: str, recalled: list[str]) -> bool:
-    """A reply worth sending: something said, not in the assistant's voice, not a recalled line parroted."""
-    return bool(text) and not sounds_like_assistant(text) and normalised(text) not in {normalised(r) for r in recalled}
+def acceptable(text: str, recalled: list[str], chat: list[str] = ()) -> bool:
+    """A reply worth sending: something said, not in the assistant's voice, not a recalled line or a
+    line of the chat parroted back (blind readers spotted twins by such echoes)."""
+    seen = {normalised(line) for line in (*recalled, *chat)}
+    return bool(text) and not sounds_like_assistant(text) and normalised(text) not in seen
 
 
 class TwinService:
@@ -145,7 +147,7 @@ class TwinService:
         """The twin's answer: never empty; TwinError if the model fails or says nothing twice, WorkerBusy
         if too many replies are waiting.
 
-        A draw that is empty, in the assistant's voice or a recalled line parroted is drawn again,
+        A draw that is empty, in the assistant's voice, or a recalled or chat line parroted is drawn again,
         RETRY_CANDIDATES at once; the first acceptable one goes out, else any non-empty one.
         """
         try:
@@ -157,12 +159,13 @@ class TwinService:
                 text = await self.worker.generate(ids, adapter, length.cap, sampling, length.soft)
                 return clean_reply(text, req.owner.display_name)
 
+            chat = [turn.text for turn in req.history] + [req.text]
             first = await draw(Sampling())
-            if acceptable(first, recalled):
+            if acceptable(first, recalled, chat):
                 return first
             drawn = [first, *await asyncio.gather(*(draw(Sampling()) for _ in range(RETRY_CANDIDATES)))]
             fallback = [text for text in drawn if text] or [await draw(Sampling(do_sample=False))]
-            text = next((text for text in drawn if acceptable(text, recalled)), fallback[0])
+            text = next((text for text in drawn if acceptable(text, recalled, chat)), fallback[0])
             if text:
                 return text
         except WorkerBusy:

@@ -30,6 +30,8 @@ def test_acceptable_replies_are_not_assistant_talk_nor_a_recalled_line() -> None
     assert not acceptable("bears.  beets. battlestar galactica.", recalled)
     assert not acceptable("I'm sorry, but I am unable to assist with that.", recalled)
     assert not acceptable("As an AI, I don't have weekends", recalled)
+    assert not acceptable("sabotage.", recalled, ["Sabotage.", "who did this?"])  # a line of the chat echoed
+    assert acceptable("sabotage? by who", recalled, ["Sabotage."])
 
 
 async def test_service_prompt_uses_the_owners_own_similar_lines_but_not_dm_ones_in_groups(
