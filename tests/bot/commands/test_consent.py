@@ -6,19 +6,16 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.commands import CommandLayer, open_services
+from bot.commands import CommandLayer
 from persona_store import JobState, NewMessage
-from tests.bot.commands.recording import RecordingOutbox, event
+from tests.bot.commands.recording import RecordingOutbox, command_layer, event
 from twinbot.settings import Settings
 
 
 @pytest.fixture
 async def layer(settings: Settings) -> AsyncIterator[CommandLayer]:
-    s = settings.model_copy(update={"min_train_messages": 5})
-    async with open_services(s, with_model=False, with_avatars=False) as services:
-        layer = CommandLayer(s, services)
+    async with command_layer(settings, min_train_messages=5) as layer:
         yield layer
-        await layer.close()
 
 
 async def run(layer: CommandLayer, text: str) -> RecordingOutbox:

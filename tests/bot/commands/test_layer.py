@@ -5,34 +5,13 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from collections.abc import AsyncIterator
-
 import pytest
 
 from bot.commands import CommandLayer, Invocation, open_services
 from bot.commands.parse import parse_options
 from bot.commands.context import UserError
-from tests.bot.commands.recording import RecordingOutbox, event
+from tests.bot.commands.recording import RecordingOutbox, event, say
 from twinbot.settings import Settings
-
-
-@pytest.fixture
-async def layer(settings: Settings) -> AsyncIterator[CommandLayer]:
-    async with open_services(settings, with_model=False, with_avatars=False) as services:
-        layer = CommandLayer(settings, services)
-        yield layer
-        await layer.close()
-
-
-async def run(layer: CommandLayer, text: str, **kw) -> RecordingOutbox:
-    out = RecordingOutbox()
-    ev = event(text, **kw)
-    inv = layer.parse_text_command(ev)
-    if inv is None:
-        await layer.on_message(ev, out)
-    else:
-        await layer.dispatch(inv, out)
-    return out
 
 
 def test_every_command_is_declared_once_with_descriptions(layer: CommandLayer) -> None:
@@ -42,31 +21,31 @@ def test_every_command_is_declared_once_with_descriptions(layer: CommandLayer) -
 
 
 async def test_help_lists_every_command(layer: CommandLayer) -> None:
-    out = await run(layer, "/help")
+    out = await say(layer, "/help")
     for spec in layer.specs:
         assert spec.usage in out.last.text
 
 
 async def test_nothing_is_stored_before_opt_in(layer: CommandLayer) -> None:
     store = layer.ctx.store
-    await run(layer, "a message before consent")
-    await run(layer, "/status")
+    await say(layer, "a message before consent")
+    await say(layer, "/status")
     assert await store.users.lookup("console", "u1") is None
-    await run(layer, "/consent learn")
+    await say(layer, "/consent learn")
     user = await store.users.lookup("console", "u1")
-    await run(layer, "a message after consent")
-    await run(layer, "/twin this is a command, not a message to keep")
+    await say(layer, "a message after consent")
+    await say(layer, "/twin this is a command, not a message to keep")
     kept = await store.messages.for_training(user.id)
     assert [m.text for m in kept] == ["a message after consent"]
-    await run(layer, "/consent off")
-    await run(layer, "after withdrawing")
+    await say(layer, "/consent off")
+    await say(layer, "after withdrawing")
     assert len(await store.messages.for_training(user.id)) == 1
 
 
 async def test_capture_ignores_empty_and_truncates_huge_messages(layer: CommandLayer) -> None:
-    await run(layer, "/consent learn")
-    await run(layer, "   ")
-    await run(layer, "x" * 100_000)
+    await say(layer, "/consent learn")
+    await say(layer, "   ")
+    await say(layer, "x" * 100_000)
     user = await layer.ctx.store.users.lookup("console", "u1")
     kept = await layer.ctx.store.messages.for_training(user.id)
     assert [len(m.text) for m in kept] == [layer.settings.max_message_chars]
@@ -77,53 +56,53 @@ async def test_discord_capture_needs_the_operator_setting(settings: Settings) ->
         s = settings.model_copy(update={"discord_capture_messages": enabled, "data_dir": settings.data_dir / str(enabled)})
         async with open_services(s, with_model=False, with_avatars=False) as services:
             layer = CommandLayer(s, services)
-            await run(layer, "/consent learn", platform="discord")
-            await run(layer, "hello from a guild channel", platform="discord")
+            await say(layer, "/consent learn", platform="discord")
+            await say(layer, "hello from a guild channel", platform="discord")
             user = await services.store.users.lookup("discord", "u1")
             assert len(await services.store.messages.for_training(user.id)) == expected
 
 
 async def test_consent_explains_scopes_and_shows_state(layer: CommandLayer) -> None:
-    out = await run(layer, "/consent")
+    out = await say(layer, "/consent")
     assert "learn" in out.last.text and "share" in out.last.text and "off" in out.last.text
-    out = await run(layer, "/consent share")
+    out = await say(layer, "/consent share")
     assert "share: on" in out.last.text and "learn: off" in out.last.text
-    out = await run(layer, "/consent bogus")
+    out = await say(layer, "/consent bogus")
     assert out.last.kind == "error" and "learn, share" in out.last.text
 
 
 async def test_status_reports_counts(layer: CommandLayer) -> None:
-    await run(layer, "/consent learn")
+    await say(layer, "/consent learn")
     for i in range(3):
-        await run(layer, f"message {i}")
-    out = await run(layer, "/status")
+        await say(layer, f"message {i}")
+    out = await say(layer, "/status")
     assert "messages: 3 of yours" in out.last.text and out.last.ephemeral
 
 
 async def test_features_without_their_engine_say_so(layer: CommandLayer) -> None:
-    await run(layer, "/consent learn")
+    await say(layer, "/consent learn")
     for command in ("/twin hello", "/avatar", "hello twin, are you there?"):
-        out = await run(layer, command, dm=True)
+        out = await say(layer, command, dm=True)
         assert out.last.kind == "error" and "not available" in out.last.text, command
 
 
 async def test_twin_of_someone_who_has_not_shared(layer: CommandLayer) -> None:
-    await run(layer, "/consent learn", user="owner", name="Bo")
-    out = await run(layer, "/twin @Bo hi there", user="visitor", name="Cy")
+    await say(layer, "/consent learn", user="owner", name="Bo")
+    out = await say(layer, "/twin @Bo hi there", user="visitor", name="Cy")
     assert out.last.kind == "error" and "hasn't shared" in out.last.text
-    out = await run(layer, "/twin @nobody hi", user="visitor")
+    out = await say(layer, "/twin @nobody hi", user="visitor")
     assert "don't know a twin called 'nobody'" in out.last.text
 
 
 async def test_train_refuses_without_consent_or_enough_data(layer: CommandLayer) -> None:
-    out = await run(layer, "/train")
+    out = await say(layer, "/train")
     assert out.last.kind == "error" and "/consent learn" in out.last.text
 
 
 async def test_export_is_a_zip_with_a_readme_and_json(layer: CommandLayer) -> None:
-    await run(layer, "/consent learn")
-    await run(layer, "my exported words")
-    out = await run(layer, "/export")
+    await say(layer, "/consent learn")
+    await say(layer, "my exported words")
+    out = await say(layer, "/export")
     (file,) = out.last.files
     archive = zipfile.ZipFile(io.BytesIO(file.data))
     assert "README.txt" in archive.namelist()
@@ -135,18 +114,18 @@ async def test_export_is_a_zip_with_a_readme_and_json(layer: CommandLayer) -> No
 
 async def test_forget_asks_first_then_removes_everything(layer: CommandLayer) -> None:
     store = layer.ctx.store
-    await run(layer, "/consent learn")
-    await run(layer, "/consent learn", user="other", name="Other")
-    await run(layer, "my secret words")
-    await run(layer, "the other user's words", user="other", name="Other")
-    out = await run(layer, "/forget")
+    await say(layer, "/consent learn")
+    await say(layer, "/consent learn", user="other", name="Other")
+    await say(layer, "my secret words")
+    await say(layer, "the other user's words", user="other", name="Other")
+    out = await say(layer, "/forget")
     assert "confirm:yes" in out.last.text and await store.users.lookup("console", "u1") is not None
-    out = await run(layer, "/forget confirm:yes")
+    out = await say(layer, "/forget confirm:yes")
     assert "Forgotten" in out.last.text and "1 messages" in out.last.text
     assert await store.users.lookup("console", "u1") is None
     other = await store.users.lookup("console", "other")
     assert len(await store.messages.for_training(other.id)) == 1
-    out = await run(layer, "/forget confirm:yes")
+    out = await say(layer, "/forget confirm:yes")
     assert "nothing to forget" in out.last.text
 
 
@@ -154,9 +133,9 @@ async def test_unknown_command_and_bad_options_get_usage(layer: CommandLayer) ->
     out = RecordingOutbox()
     await layer.dispatch(Invocation("nope", {}, event("/nope")), out)
     assert "/help" in out.last.text
-    out = await run(layer, "/avatar keep pick:two")
+    out = await say(layer, "/avatar keep pick:two")
     assert out.last.kind == "error" and "whole number" in out.last.text
-    out = await run(layer, "/twin")
+    out = await say(layer, "/twin")
     assert out.last.kind == "error" and "Missing text" in out.last.text
 
 
@@ -189,10 +168,10 @@ def test_text_command_addressed_to_a_bot_by_name(layer: CommandLayer) -> None:
 
 async def test_message_text_never_reaches_the_logs_at_info(layer: CommandLayer, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("INFO")
-    await run(layer, "/consent learn")
-    await run(layer, "my very private sentence about zucchini")
-    await run(layer, "/twin @nobody zucchini again")
-    await run(layer, "/import as:zucchini")
+    await say(layer, "/consent learn")
+    await say(layer, "my very private sentence about zucchini")
+    await say(layer, "/twin @nobody zucchini again")
+    await say(layer, "/import as:zucchini")
     assert "zucchini" not in caplog.text
 
 
@@ -200,8 +179,8 @@ async def test_capture_stops_quietly_at_the_message_quota(settings: Settings) ->
     s = settings.model_copy(update={"max_messages_per_user": 3})
     async with open_services(s, with_model=False, with_avatars=False) as services:
         layer = CommandLayer(s, services)
-        await run(layer, "/consent learn")
-        replies = [await run(layer, f"message number {i}") for i in range(5)]
+        await say(layer, "/consent learn")
+        replies = [await say(layer, f"message number {i}") for i in range(5)]
         assert all(out.sent == [] for out in replies)
         user = await layer.ctx.store.users.lookup("console", "u1")
         assert [m.text for m in await layer.ctx.store.messages.for_training(user.id)] == [

@@ -8,24 +8,13 @@ import csv
 import io
 import json
 import zipfile
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
-from bot.commands import CommandLayer, open_services
+from bot.commands import CommandLayer
 from bot.console_adapter import local_attachment
-from tests.bot.commands.recording import RecordingOutbox, event
+from tests.bot.commands.recording import RecordingOutbox, command_layer, event, say
 from tests.chat_exports.exports import jsonl
 from twinbot.settings import Settings
-
-
-@asynccontextmanager
-async def command_layer(settings: Settings, **update: object) -> AsyncIterator[CommandLayer]:
-    s = settings.model_copy(update=update)
-    async with open_services(s, with_model=False, with_avatars=False) as services:
-        layer = CommandLayer(s, services)
-        yield layer
-        await layer.close()
 
 
 async def run(layer: CommandLayer, text: str, upload: Path | None = None, **kw) -> RecordingOutbox:  # noqa: ANN003
@@ -125,24 +114,14 @@ async def test_uploads_waiting_on_disk_are_limited_in_total(settings: Settings, 
         assert len(uploads_on_disk(layer.settings)) == 1
 
 
-async def say(layer: CommandLayer, text: str, **kw) -> RecordingOutbox:  # noqa: ANN003
-    out = RecordingOutbox()
-    ev = event(text, **kw)
-    inv = layer.parse_text_command(ev)
-    await (layer.on_message(ev, out) if inv is None else layer.dispatch(inv, out))
-    return out
-
-
 async def test_an_import_past_the_message_quota_stops_with_a_clear_line_and_keeps_what_was_there(
         settings: Settings, tmp_path: Path) -> None:
-    s = settings.model_copy(update={"max_messages_per_user": 40})
     export = tmp_path / "chat.jsonl"
     export.write_text("".join(
         json.dumps({"speaker": "ana", "text": f"imported line {i}"}) + "\n"
         + json.dumps({"speaker": "bo", "text": f"bo answers {i}"}) + "\n"
         for i in range(30)))
-    async with open_services(s, with_model=False, with_avatars=False) as services:
-        layer = CommandLayer(s, services)
+    async with command_layer(settings, max_messages_per_user=40) as layer:
         await say(layer, "/consent learn")
         for i in range(5):
             await say(layer, f"said live before the import {i}")
@@ -156,7 +135,6 @@ async def test_an_import_past_the_message_quota_stops_with_a_clear_line_and_keep
         kept = await layer.ctx.store.messages.for_training(user.id)
         assert len(kept) == 40
         assert {f"said live before the import {i}" for i in range(5)} <= {m.text for m in kept}
-        assert not list((s.data_dir / "uploads").rglob("*.upload"))
+        assert not uploads_on_disk(layer.settings)
         status = await say(layer, "/status")
         assert "the most I keep for one user (40)" in status.last.text
-        await layer.close()

@@ -6,33 +6,16 @@ import asyncio
 import re
 import sqlite3
 import threading
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from bot.commands import CommandLayer, open_services
+from bot.commands import CommandLayer
 from persona_store import connection
-from tests.bot.commands.recording import RecordingOutbox, event
+from tests.bot.commands.recording import command_layer, say
 from twinbot.settings import Settings
 
 MARK = "zanzibarquokka"
-
-
-@pytest.fixture
-async def layer(settings: Settings) -> AsyncIterator[CommandLayer]:
-    async with open_services(settings, with_model=False, with_avatars=False) as services:
-        layer = CommandLayer(settings, services)
-        yield layer
-        await layer.close()
-
-
-async def say(layer: CommandLayer, text: str, **kw) -> RecordingOutbox:  # noqa: ANN003
-    out = RecordingOutbox()
-    ev = event(text, **kw)
-    inv = layer.parse_text_command(ev)
-    await (layer.on_message(ev, out) if inv is None else layer.dispatch(inv, out))
-    return out
 
 
 def raw_files(folder: Path) -> bytes:
@@ -40,9 +23,7 @@ def raw_files(folder: Path) -> bytes:
 
 
 async def test_an_export_over_the_size_limit_is_refused_with_a_clear_line(settings: Settings) -> None:
-    s = settings.model_copy(update={"export_max_bytes": 2048})
-    async with open_services(s, with_model=False, with_avatars=False) as services:
-        layer = CommandLayer(s, services)
+    async with command_layer(settings, export_max_bytes=2048) as layer:
         await say(layer, "/consent learn")
         for i in range(40):
             await say(layer, f"line {i}: " + "".join(chr(0x4E00 + (i * 131 + k * 7) % 2000) for k in range(60)))
@@ -51,7 +32,6 @@ async def test_an_export_over_the_size_limit_is_refused_with_a_clear_line(settin
         assert re.fullmatch(
             r"Your export is 0\.00[3-9]\d* MB, more than the 0\.00205 MB I may send\. Ask the bot's operator to "
             r"raise EXPORT_MAX_BYTES, or /forget what you no longer want kept\.", out.last.text), out.last.text
-        await layer.close()
 
 
 async def test_a_busy_database_makes_forget_say_so_and_a_retry_finishes_the_wipe(
