@@ -16,7 +16,6 @@ import hashlib
 import io
 import json
 import secrets
-import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from PIL import Image, ImageDraw
 from avatar.checkpoint import WeightsError, load_generator
 from avatar.render import FaceRenderer, UnknownStyle, gif_bytes, grid, png_bytes, slerp
 from persona_store import Store
+from twinbot.files import delete_tree
 from twinbot.settings import Settings
 
 BUNDLED_WEIGHTS = Path(__file__).resolve().parent / "weights" / "generator.pt"
@@ -222,9 +222,7 @@ class AvatarService:
 
     async def delete_user_data(self, user_id: int) -> int:
         folder = self.settings.avatar_dir / str(user_id)
-        files = sum(1 for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
-        if folder.is_dir():
-            await asyncio.to_thread(shutil.rmtree, folder)
+        files = await delete_tree(folder)
         if self.store is not None:
             await self.store.avatars.delete(user_id)
         return files

@@ -86,8 +86,6 @@ class CommandContext:
     """(platform, chat, message id) of what twins said -> owner id, so a reply continues that twin."""
     pending_imports: BoundedMap = field(default_factory=lambda: BoundedMap(1_000))
     """(platform, user id) -> an uploaded export waiting for the user to say which participant they are."""
-    imports_running: set[tuple[str, str]] = field(default_factory=set)
-    """(platform, user id) of imports in progress: one at a time per user, so no upload is deleted under one."""
     tasks: set[asyncio.Task] = field(default_factory=set)
     in_flight: Counter[tuple[str, str]] = field(default_factory=Counter)
     """(action, user) -> how many of that user's `action` are under way now."""
@@ -130,11 +128,12 @@ class CommandContext:
         self.limits.check(action, f"{event.platform}:{event.user_id}", per_minute, window_s)
 
     @contextmanager
-    def one_of(self, action: str, event: Event, at_once: int) -> Iterator[None]:
-        """Count one of the user's `action` as under way while the block runs; Busy past `at_once` of them."""
+    def one_of(self, action: str, event: Event, at_once: int, refusal: str | None = None) -> Iterator[None]:
+        """Count one of the user's `action` as under way while the block runs; past `at_once` of them,
+        UserError(`refusal`), or Busy when no refusal is given."""
         key = (action, f"{event.platform}:{event.user_id}")
         if self.in_flight[key] >= at_once:
-            raise Busy(action)
+            raise UserError(refusal) if refusal is not None else Busy(action)
         self.in_flight[key] += 1
         try:
             yield

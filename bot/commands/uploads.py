@@ -10,9 +10,9 @@ from pathlib import Path
 
 from bot.commands.context import CommandContext, UserError
 from bot.commands.types import Attachment, CommandSpec, Invocation, OptionSpec, Outbox, Reply
-from bot.commands.userdata import delete_folder
 from persona.paths import user_upload_dir
 from persona_store import MessageQuotaFull, User
+from twinbot.files import delete_tree
 from twinbot.settings import Settings
 
 PROGRESS_EVERY_S = 2.0
@@ -31,7 +31,7 @@ class Uploads:
         return {f"uploads/{p.name}": await asyncio.to_thread(p.read_bytes) for p in files}
 
     async def delete_user_data(self, user_id: int) -> int:
-        return await delete_folder(user_upload_dir(self.settings, user_id))
+        return await delete_tree(user_upload_dir(self.settings, user_id))
 
 
 async def save_upload(settings: Settings, user: User, attachment: Attachment) -> Path:
@@ -40,15 +40,12 @@ async def save_upload(settings: Settings, user: User, attachment: Attachment) ->
     The user has no other upload in use (one import at a time), so any file left in their folder is
     a stale one and goes first; the uploads of everyone together stay under their setting.
     """
-    limit = settings.import_max_bytes
-    if attachment.size > limit:
-        raise UserError(f"That file is {attachment.size / 1e6:.1f} MB; the import limit is {limit / 1e6:.0f} MB.")
+    _refuse_oversize(settings, attachment.size)  # what the platform says, before reading it
     folder = user_upload_dir(settings, user.id)
-    await delete_folder(folder)
+    await delete_tree(folder)
     await _check_room(settings, folder.parent, attachment.size)
     data = await attachment.fetch()
-    if len(data) > limit:
-        raise UserError(f"That file is {len(data) / 1e6:.1f} MB; the import limit is {limit / 1e6:.0f} MB.")
+    _refuse_oversize(settings, len(data))  # what arrived
     await _check_room(settings, folder.parent, len(data))
     path = folder / f"{uuid.uuid4().hex}.upload"
 
@@ -58,6 +55,12 @@ async def save_upload(settings: Settings, user: User, attachment: Attachment) ->
 
     await asyncio.to_thread(write)
     return path
+
+
+def _refuse_oversize(settings: Settings, size: int) -> None:
+    limit = settings.import_max_bytes
+    if size > limit:
+        raise UserError(f"That file is {size / 1e6:.1f} MB; the import limit is {limit / 1e6:.0f} MB.")
 
 
 async def _check_room(settings: Settings, root: Path, size: int) -> None:
@@ -95,10 +98,8 @@ async def import_(ctx: CommandContext, inv: Invocation, out: Outbox) -> None:
     if not (await ctx.store.consent.current(user.id)).learn:
         raise UserError("Importing keeps your messages, which needs your `learn` consent: /consent learn.")
     key = (inv.event.platform, inv.event.user_id)
-    if key in ctx.imports_running:
-        raise UserError("An import of yours is already running; wait for it to finish.")
-    ctx.imports_running.add(key)
-    try:
+    # One at a time per user, so no upload is deleted under a running import.
+    with ctx.one_of("import", inv.event, 1, "An import of yours is already running; wait for it to finish."):
         path = await _upload_of(ctx, inv, user)
         waiting = False
         try:
@@ -108,8 +109,6 @@ async def import_(ctx: CommandContext, inv: Invocation, out: Outbox) -> None:
                 ctx.pending_imports[key] = path
             else:
                 await asyncio.to_thread(path.unlink, missing_ok=True)
-    finally:
-        ctx.imports_running.discard(key)
 
 
 async def _upload_of(ctx: CommandContext, inv: Invocation, user: User) -> Path:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import shutil
 import time
 import zipfile
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from urllib.parse import quote
 from bot.commands.context import CommandContext, UserError
 from bot.commands.types import CommandSpec, Invocation, OptionSpec, OutFile, Outbox, Reply
 from persona_store import ScrubIncomplete, Store
+from twinbot.files import delete_tree
 from twinbot.settings import Settings
 
 EXPORT_README = """\
@@ -163,20 +163,7 @@ class ConsoleFiles:
         user = await self.store.users.get(user_id)
         if user is None or user.platform != "console":
             return 0
-        return await delete_folder(console_user_dir(self.settings, user.platform_user_id))
-
-
-async def delete_folder(folder: Path) -> int:
-    """Remove a user's folder and everything in it; returns how many files it held."""
-
-    def remove() -> int:
-        if not folder.is_dir():
-            return 0
-        count = sum(1 for p in folder.rglob("*") if p.is_file())
-        shutil.rmtree(folder)
-        return count
-
-    return await asyncio.to_thread(remove)
+        return await delete_tree(console_user_dir(self.settings, user.platform_user_id))
 
 
 EXPORT_SPEC = CommandSpec(

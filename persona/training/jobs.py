@@ -11,7 +11,6 @@ import asyncio
 import json
 import logging
 import os
-import shutil
 import signal
 import sys
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 from persona.examples import build_examples
 from persona.paths import user_training_dirs
 from persona_store import JobState, Store, TrainingJob, User
+from twinbot.files import delete_tree
 from twinbot.logs import STDERR_FD
 from twinbot.settings import Settings, settings_env
 
@@ -182,14 +182,6 @@ async def export_user_data(settings: Settings, store: Store, user_id: int) -> di
 async def delete_user_data(settings: Settings, store: Store, user_id: int) -> int:
     """Remove the user's adapters, checkpoints and temp dirs, and the adapter row; returns files removed."""
 
-    def remove() -> int:
-        count = 0
-        for folder in user_training_dirs(settings, user_id):
-            if folder.exists():
-                count += sum(1 for p in folder.rglob("*") if p.is_file())
-                shutil.rmtree(folder)
-        return count
-
-    removed = await asyncio.to_thread(remove)
+    removed = sum([await delete_tree(folder) for folder in user_training_dirs(settings, user_id)])
     await store.adapters.delete(user_id)
     return removed
