@@ -51,17 +51,20 @@ class Users:
         )
         return [_user(row) for row in rows]
 
+    async def candidates(self, platform: str, name_or_id: str) -> list[User]:
+        """Whom `name_or_id` may mean (a leading @ ignored): the user with this platform id, else every
+        user with this display name."""
+        key = name_or_id.strip().removeprefix("@")
+        user = await self.lookup(platform, key)
+        return [user] if user is not None else await self.named(platform, key)
+
     async def find(self, platform: str, name_or_id: str) -> User | None:
-        """The user with this platform id, else the only one with this display name (a leading @ ignored).
+        """The user with this platform id, else the only one with this display name.
 
         None when nobody, or several people, have that name.
         """
-        key = name_or_id.strip().removeprefix("@")
-        user = await self.lookup(platform, key)
-        if user is not None:
-            return user
-        named = await self.named(platform, key)
-        return named[0] if len(named) == 1 else None
+        found = await self.candidates(platform, name_or_id)
+        return found[0] if len(found) == 1 else None
 
     async def delete(self, user_id: int) -> int:
         """Remove the user; every row that references them goes with it (ON DELETE CASCADE)."""

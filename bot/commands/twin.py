@@ -32,16 +32,13 @@ async def named_owner(ctx: CommandContext, platform: str, who: str) -> User:
 
     Anyone can take another's display name, so a shared name is refused rather than guessed.
     """
-    key = who.strip().removeprefix("@")
-    owner = await ctx.store.users.lookup(platform, key)
-    if owner is not None:
-        return owner
-    named = await ctx.store.users.named(platform, key)
-    if len(named) > 1:
-        raise UserError(f"{len(named)} people are called {key} here; mention the one you mean so I know whose twin.")
-    if not named:
+    found = await ctx.store.users.candidates(platform, who)
+    if len(found) > 1:
+        key = who.strip().removeprefix("@")
+        raise UserError(f"{len(found)} people are called {key} here; mention the one you mean so I know whose twin.")
+    if not found:
         raise UserError(f"I don't know a twin called {who!r} here.")
-    return named[0]
+    return found[0]
 
 
 async def talk(ctx: CommandContext, event: Event, owner: User, text: str, out: Outbox) -> None:
