@@ -8,20 +8,17 @@ from __future__ import annotations
 
 import json
 import random
-import re
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from persona.assistant_voice import sounds_like_assistant
 from persona.prompt import Turn
+from persona.serving.service import normalised
 
 WINDOW = 5
 """Held-out lines of one speaker attributed together: a per-author language model needs more than
 the few tokens of one chat line to tell authors apart."""
-
-_SPACES = re.compile(r"\s+")
 
 
 def reply_text(result: str | Sequence[str]) -> str:
@@ -36,11 +33,6 @@ def words(text: str) -> int:
 def median_words(texts: Iterable[str]) -> float:
     counts = [words(text) for text in texts]
     return float(statistics.median(counts)) if counts else 0.0
-
-
-def normalised(text: str) -> str:
-    """Lower case, straight apostrophes, single spaces: two lines that differ only so are the same line."""
-    return _SPACES.sub(" ", text.replace("\u2019", "'").casefold()).strip()
 
 
 def share(flags: Iterable[bool]) -> float:

@@ -42,6 +42,7 @@ import torch
 from tqdm import tqdm
 from transformers import PreTrainedTokenizerBase
 
+from persona.assistant_voice import sounds_like_assistant
 from persona.corpus import Line, read_corpus
 from persona.examples import CONTEXT_TURNS, Example, build_examples, usable
 from persona.serving.folding import ServedAdapters, make_foldable
@@ -345,7 +346,7 @@ def reply_measures(lines: list[Line], splits: list[Split], replies: Replies, ref
         "reply_style_twin": round(reference.twin_replies, 4), "reply_style_real": round(reference.real_replies, 4),
         "reply_relevance_twin": round(relevance[0], 4), "reply_relevance_real": round(relevance[1], 4),
         "reply_copy_share": round(measures.share(measures.copied(a.twin, stored[a.owner]) for a in answers), 4),
-        "reply_assistant_share": round(measures.share(measures.sounds_like_assistant(a.twin) for a in answers), 4),
+        "reply_assistant_share": round(measures.share(sounds_like_assistant(a.twin) for a in answers), 4),
         "reply_p50_s": round(statistics.median(replies.lone_seconds), 3) if replies.lone_seconds else None,
         "reply_failures": sum(not a.twin for a in answers), "reply_seconds": round(replies.seconds, 1),
         "reply_largest_batch": replies.largest_batch,

@@ -86,7 +86,9 @@ def clean_reply(text: str, owner_name: str) -> str:
 
 
 def normalised(text: str) -> str:
-    return " ".join(text.lower().split())
+    """Lower case, straight apostrophes, single spaces: two lines that differ only so are the same line
+    (a parroted line, for the reply filter and the eval's copy measure alike)."""
+    return " ".join(text.replace("\u2019", "'").casefold().split())
 
 
 def acceptable(text: str, recalled: list[str], chat: list[str] = ()) -> bool:
@@ -125,8 +127,11 @@ class TwinService:
         if cached is not None and time.monotonic() - cached[0] < LENGTH_CACHE_S:
             return cached[1]
         lines = await self.store.messages.recent_own_texts(owner.id, LENGTH_LINES)
-        assert self.worker.tokenizer is not None
-        counts = [len(ids) for ids in self.worker.tokenizer(lines, add_special_tokens=False)["input_ids"]] if lines else []
+        tokenizer = self.worker.tokenizer
+        assert tokenizer is not None
+        # Hundreds of lines at once: tokenized off the event loop, which serves every chat meanwhile.
+        ids = await asyncio.to_thread(tokenizer, lines, add_special_tokens=False) if lines else {"input_ids": []}
+        counts = [len(row) for row in ids["input_ids"]]
         length = reply_length(counts, self.settings.max_new_tokens)
         self._lengths[owner.id] = (time.monotonic(), length)
         return length

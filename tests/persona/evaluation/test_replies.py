@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from persona.evaluation import replies
-from persona.assistant_voice import ASSISTANT_PHRASES
+from persona.assistant_voice import ASSISTANT_PHRASES, sounds_like_assistant
 from persona.evaluation.replies import Answer
 from persona.evaluation.suite import (
     Line, ReferenceAccuracy, Replies, attribute, read_corpus, reply_measures, reply_relevance, split_speakers,
@@ -81,7 +81,7 @@ def test_a_verbatim_stored_line_counts_as_a_copy(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("marker", ASSISTANT_PHRASES)
 def test_the_assistant_list_catches_each_of_its_phrases(marker: str) -> None:
-    assert replies.sounds_like_assistant(f"Well. {marker.capitalize()} whatever comes next")
+    assert sounds_like_assistant(f"Well. {marker.capitalize()} whatever comes next")
 
 
 @pytest.mark.parametrize("reply", [
@@ -91,7 +91,7 @@ def test_the_assistant_list_catches_each_of_its_phrases(marker: str) -> None:
     "As an AI language model, I don't have personal opinions.",
 ])
 def test_the_assistant_list_catches_the_voice_twins_were_seen_in(reply: str) -> None:
-    assert replies.sounds_like_assistant(reply)
+    assert sounds_like_assistant(reply)
 
 
 @pytest.mark.parametrize("reply", [
@@ -99,7 +99,7 @@ def test_the_assistant_list_catches_the_voice_twins_were_seen_in(reply: str) -> 
     "lol no", "Oh whaaat", "I'm sorry. But you're wrong.", "ai is scary tbh",
 ])
 def test_the_assistant_list_leaves_ordinary_chat_alone(reply: str) -> None:
-    assert not replies.sounds_like_assistant(reply)
+    assert not sounds_like_assistant(reply)
 
 
 def test_lines_attributed_in_windows_of_five_add_up_their_scores() -> None:
