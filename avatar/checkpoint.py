@@ -1,24 +1,33 @@
-"""Files of the face GAN: the shipped generator (EMA, fp16) and resumable training checkpoints.
+"""Files of the face models: the shipped generator (EMA), upscaler and encoder, all fp16.
 
-Both are written to a temporary file and renamed, so a file is either complete or absent; both
-load with `weights_only=True` (plain tensors and values, no pickled code).
+Each is written to a temporary file and renamed, so a file is either complete or absent; each
+loads with `weights_only=True` (plain tensors and values, no pickled code) and says, naming the
+file, when it is missing, corrupt or of another kind.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import torch
+from torch import nn
 
+from avatar.encoder import EncoderConfig, FaceEncoder
 from avatar.model import GanConfig, Generator
+from avatar.upscale import Upscaler, UpscalerConfig
 from twinbot.atomic import save_torch_atomically
 
 FORMAT = "twinbot-face-gan/1"
+UPSCALER_FORMAT = "twinbot-face-upscaler/1"
+ENCODER_FORMAT = "twinbot-face-encoder/1"
+M = TypeVar("M", bound=nn.Module)
 
 
 class WeightsError(Exception):
-    """A generator file is missing, corrupt or of another format; the message names the file."""
+    """A weights file is missing, corrupt or of another format; the message names the file."""
 
 
 @dataclass(frozen=True)
@@ -29,31 +38,64 @@ class LoadedGenerator:
     meta: dict
 
 
+@dataclass(frozen=True)
+class LoadedEncoder:
+    encoder: FaceEncoder
+    styles: tuple[str, ...]
+    meta: dict
+
+
+def _save(path: Path, fmt: str, module: nn.Module, config: dict, styles: tuple[str, ...], meta: dict) -> None:
+    state = {k: (v.half() if v.is_floating_point() else v) for k, v in module.state_dict().items()}
+    save_torch_atomically({"format": fmt, "config": config, "styles": list(styles), "meta": meta,
+                           "state_dict": state}, path)
+
+
+def _load(path: Path, fmt: str, what: str, build: Callable[[dict], M]) -> tuple[M, dict]:
+    """(the module in eval mode and fp32, the file's whole dict), or WeightsError naming the file."""
+    if not path.is_file():
+        raise WeightsError(f"{what} weights not found: {path}")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise WeightsError(f"{what} weights are corrupt or unreadable: {path} ({type(exc).__name__})") from None
+    if not isinstance(data, dict) or data.get("format") != fmt:
+        raise WeightsError(f"not a twinbot {what} file: {path}")
+    try:
+        module = build(data["config"])
+        module.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in data["state_dict"].items()})
+    except Exception as exc:
+        raise WeightsError(f"{what} weights do not fit the model: {path} ({exc})") from None
+    return module.eval(), data
+
+
 def save_generator(path: Path, generator: Generator, styles: tuple[str, ...], meta: dict) -> None:
     """The shipped form: fp16 weights of the (EMA) generator, its config, style names and metadata."""
-    state = {k: (v.half() if v.is_floating_point() else v) for k, v in generator.state_dict().items()}
-    save_torch_atomically({"format": FORMAT, "config": generator.cfg.to_dict(), "styles": list(styles), "meta": meta,
-                 "state_dict": state}, path)
+    _save(path, FORMAT, generator, generator.cfg.to_dict(), styles, meta)
 
 
 def load_generator(path: Path, model_id: str | None = None) -> LoadedGenerator:
     """A ready-to-sample generator (eval mode, fp32), or WeightsError saying what is wrong."""
-    if not path.is_file():
-        raise WeightsError(f"face generator weights not found: {path}")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise WeightsError(f"face generator weights are corrupt or unreadable: {path} ({type(exc).__name__})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise WeightsError(f"not a twinbot face generator file: {path}")
-    try:
-        cfg = GanConfig(**data["config"])
-        generator = Generator(cfg)
-        generator.load_state_dict({k: v.float() if v.is_floating_point() else v
-                                   for k, v in data["state_dict"].items()})
-    except Exception as exc:
-        raise WeightsError(f"face generator weights do not fit the model: {path} ({exc})") from None
+    generator, data = _load(path, FORMAT, "face generator", lambda c: Generator(GanConfig(**c)))
     styles = tuple(data["styles"])
-    if len(styles) != cfg.n_styles:
-        raise WeightsError(f"face generator file lists {len(styles)} styles for {cfg.n_styles}: {path}")
-    return LoadedGenerator(generator.eval(), styles, model_id or f"{path.stem}", data.get("meta", {}))
+    if len(styles) != generator.cfg.n_styles:
+        raise WeightsError(f"face generator file lists {len(styles)} styles for {generator.cfg.n_styles}: {path}")
+    return LoadedGenerator(generator, styles, model_id or f"{path.stem}", data.get("meta", {}))
+
+
+def save_upscaler(path: Path, upscaler: Upscaler, meta: dict) -> None:
+    _save(path, UPSCALER_FORMAT, upscaler, upscaler.cfg.to_dict(), (), meta)
+
+
+def load_upscaler(path: Path) -> Upscaler:
+    upscaler, _ = _load(path, UPSCALER_FORMAT, "face upscaler", lambda c: Upscaler(UpscalerConfig(**c)))
+    return upscaler
+
+
+def save_encoder(path: Path, encoder: FaceEncoder, styles: tuple[str, ...], meta: dict) -> None:
+    _save(path, ENCODER_FORMAT, encoder, encoder.cfg.to_dict(), styles, meta)
+
+
+def load_encoder(path: Path) -> LoadedEncoder:
+    encoder, data = _load(path, ENCODER_FORMAT, "face encoder", lambda c: FaceEncoder(EncoderConfig(**c)))
+    return LoadedEncoder(encoder, tuple(data["styles"]), data.get("meta", {}))

@@ -49,6 +49,23 @@ class Generator(nn.Module):
         """Images in [-1, 1], shape (N, 3, 64, 64)."""
         return self.body(self.project(torch.cat([z, self.style(style)], dim=1)))
 
+    @property
+    def code_dim(self) -> int:
+        return self.project[0].out_features
+
+    def code(self, z: torch.Tensor) -> torch.Tensor:
+        """A face's code: z's share of the first (linear, bias-free) layer, without the style's.
+
+        Codes hold more faces than z does (what `/avatar like` finds lives here), and any style can be
+        added back to one, so a found face can be restyled, varied and morphed like any other.
+        """
+        return z @ self.project[0].weight[:, : self.cfg.nz].T
+
+    def draw(self, code: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        """The faces of codes in a style: `draw(code(z), s)` equals `forward(z, s)`."""
+        styled = code + self.style(style) @ self.project[0].weight[:, self.cfg.nz:].T
+        return self.body(self.project[1:](styled))
+
 
 class Discriminator(nn.Module):
     def __init__(self, cfg: GanConfig) -> None:

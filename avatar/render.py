@@ -1,4 +1,9 @@
-"""Turning generator output into pictures people want to look at: upscaled PNGs, bordered grids, GIF morphs."""
+"""Turning generator output into pictures people want to look at: upscaled PNGs, bordered grids, GIF morphs.
+
+Drawn styles go through the learned 4× upscaler (64 -> 256 px) when one is loaded, then any other
+display size is a Lanczos resize of that; pixel art is enlarged with nearest neighbour, which is
+exact for it.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,10 @@ from PIL import Image
 
 from avatar.checkpoint import LoadedGenerator
 from avatar.faces import PIXEL_STYLES
+from avatar.upscale import Upscaler
 
 DISPLAY_SIZE = 256
+VARIATION_SPREAD = 0.55
 BORDER = 4
 BORDER_COLOUR = (255, 255, 255)
 
@@ -70,11 +77,17 @@ def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
 
 
 class FaceRenderer:
-    """Seeded latents in, upscaled face images out, from one loaded generator."""
+    """Latents in, upscaled face images out, from one loaded generator (and upscaler).
 
-    def __init__(self, loaded: LoadedGenerator) -> None:
+    A latent is either a z (what a seed gives) or a face code (what `/avatar like` finds); both are
+    drawn, varied and morphed here, so the rest of the bot need not tell them apart.
+    """
+
+    def __init__(self, loaded: LoadedGenerator, upscaler: Upscaler | None = None) -> None:
         self.loaded = loaded
+        self.upscaler = upscaler
         self.nz = loaded.generator.cfg.nz
+        self.code_dim = loaded.generator.code_dim
 
     @property
     def styles(self) -> tuple[str, ...]:
@@ -89,10 +102,45 @@ class FaceRenderer:
         """The latent for a seed: the same seed always gives the same face."""
         return np.random.default_rng(seed).standard_normal(self.nz).astype(np.float32)
 
+    def from_bytes(self, blob: bytes) -> np.ndarray | None:
+        """A stored latent (float32 bytes), or None when it fits neither kind (another model's)."""
+        if len(blob) not in (4 * self.nz, 4 * self.code_dim):
+            return None
+        return np.frombuffer(blob, dtype=np.float32).copy()
+
+    def _code(self, latent: np.ndarray) -> np.ndarray:
+        if latent.shape == (self.code_dim,):
+            return latent
+        with torch.inference_mode():
+            return self.loaded.generator.code(torch.from_numpy(latent)[None])[0].numpy()
+
+    def variations(self, latent: np.ndarray, rng: np.random.Generator, count: int = 4) -> list[np.ndarray]:
+        """Faces near `latent`: a z moved at random and brought back to its norm (so it stays a typical
+        face), a code moved by the code of such a step."""
+        out = []
+        for _ in range(count):
+            step = VARIATION_SPREAD * rng.standard_normal(self.nz).astype(np.float32)
+            if latent.shape == (self.nz,):
+                moved = latent + step
+                out.append((moved * np.linalg.norm(latent) / np.linalg.norm(moved)).astype(np.float32))
+            else:
+                out.append((latent + self._code(step)).astype(np.float32))
+        return out
+
+    def path(self, start: np.ndarray, end: np.ndarray, frames: int) -> list[np.ndarray]:
+        """A morph's latents: slerp between two z, a straight line between codes."""
+        steps = np.linspace(0.0, 1.0, frames)
+        if start.shape == end.shape == (self.nz,):
+            return [slerp(start, end, t).astype(np.float32) for t in steps]
+        a, b = self._code(start), self._code(end)
+        return [((1 - t) * a + t * b).astype(np.float32) for t in steps]
+
     def faces(self, latents: list[np.ndarray], style: str, size: int = DISPLAY_SIZE) -> list[Image.Image]:
         """One batch through the generator (no grad), each face upscaled for display."""
         index = self.style_index(style)
         with torch.inference_mode():
-            z = torch.from_numpy(np.stack(latents))
-            out = self.loaded.generator(z, torch.full((len(latents),), index, dtype=torch.long))
-        return [upscale(image, style, size) for image in to_images(out)]
+            codes = torch.from_numpy(np.stack([self._code(latent) for latent in latents]))
+            out = self.loaded.generator.draw(codes, torch.full((len(latents),), index, dtype=torch.long))
+            if self.upscaler is not None and style not in PIXEL_STYLES and size > out.shape[-1]:
+                out = self.upscaler(out)
+        return [image if image.size == (size, size) else upscale(image, style, size) for image in to_images(out)]

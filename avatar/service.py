@@ -1,4 +1,5 @@
-"""Faces for the bot: random faces, each twin's stable face, variations to pick from, morphs.
+"""Faces for the bot: random faces, each twin's stable face, variations to pick from, morphs,
+and a face found from a picture the user sends.
 
 A twin's face is a generator latent plus a style, kept in the store until its owner asks for a
 new one, so it is the same on every platform and after every restart. Rendering runs on a thread
@@ -26,14 +27,17 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from avatar.checkpoint import WeightsError, load_generator
-from avatar.render import FaceRenderer, UnknownStyle, gif_bytes, grid, png_bytes, slerp
+from avatar.checkpoint import WeightsError, load_encoder, load_generator, load_upscaler
+from avatar.likeness import FaceFinder
+from avatar.picture import PictureError, read_picture
+from avatar.render import FaceRenderer, UnknownStyle, gif_bytes, grid, png_bytes
 from persona_store import Store
 from twinbot.files import delete_tree
 from twinbot.settings import Settings
 
 BUNDLED_WEIGHTS = Path(__file__).resolve().parent / "weights" / "generator.pt"
-VARIATION_SPREAD = 0.55
+BUNDLED_UPSCALER = BUNDLED_WEIGHTS.with_name("upscaler.pt")
+BUNDLED_ENCODER = BUNDLED_WEIGHTS.with_name("encoder.pt")
 ICON_SIZE = 64
 T = TypeVar("T")
 
@@ -57,6 +61,14 @@ def weights_path(settings: Settings) -> Path:
     return BUNDLED_WEIGHTS
 
 
+def companion_path(configured: Path | None, bundled: Path, settings: Settings) -> Path | None:
+    """The upscaler's or encoder's file: the configured one, else the shipped one, which belongs to
+    the bundled generator only (with other generator weights and nothing configured: none)."""
+    if configured is not None:
+        return configured
+    return bundled if settings.avatar_weights is None else None
+
+
 def numbered(images: list[Image.Image]) -> list[Image.Image]:
     """Label each image 1..N in its corner so people can say which one they want."""
     for number, image in enumerate(images, start=1):
@@ -71,25 +83,32 @@ class AvatarService:
         self.settings = settings
         self.store = store
         self.renderer: FaceRenderer | None = None
+        self.finder: FaceFinder | None = None
         self.model_id = ""
         self._thread: ThreadPoolExecutor | None = None
 
     async def start(self) -> None:
-        """Load the generator off the loop; a missing or corrupt file is an AvatarError naming it."""
+        """Load the face models off the loop; a missing or corrupt file is an AvatarError naming it."""
         path = weights_path(self.settings)
+        upscaler_path = companion_path(self.settings.avatar_upscaler_weights, BUNDLED_UPSCALER, self.settings)
+        encoder_path = companion_path(self.settings.avatar_encoder_weights, BUNDLED_ENCODER, self.settings)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="faces", initializer=torch.set_num_threads,
                                           initargs=(1,))
         try:
             loaded = await self._on_face_thread(lambda: load_generator(path))
-        except WeightsError as exc:
+            upscaler = await self._on_face_thread(lambda: load_upscaler(upscaler_path)) if upscaler_path else None
+            encoder = await self._on_face_thread(lambda: load_encoder(encoder_path)) if encoder_path else None
+            self.finder = FaceFinder(loaded, encoder) if encoder else None
+        except (WeightsError, ValueError) as exc:
             await self.close()
             raise AvatarError(str(exc)) from None
         digest = await asyncio.to_thread(lambda: hashlib.sha256(path.read_bytes()).hexdigest()[:12])
         self.model_id = f"{path.stem}:{digest}"
-        self.renderer = FaceRenderer(loaded)
+        self.renderer = FaceRenderer(loaded, upscaler)
 
     async def close(self) -> None:
         self.renderer = None
+        self.finder = None
         if self._thread is not None:
             await asyncio.to_thread(self._thread.shutdown)
             self._thread = None
@@ -133,9 +152,9 @@ class AvatarService:
         """The user's kept (latent, style), created (or replaced) and stored as needed."""
         store = self._require_store()
         record = await store.avatars.get(user_id)
-        nz = self._renderer().nz
-        if record is not None and not renew and len(record.latent) == nz * 4:
-            latent = np.frombuffer(record.latent, dtype=np.float32).copy()
+        kept = self._renderer().from_bytes(record.latent) if record is not None and not renew else None
+        if record is not None and kept is not None:
+            latent = kept
             if style is None or style == record.style:
                 return latent, record.style
             chosen = self._style(style, np.random.default_rng())
@@ -167,34 +186,53 @@ class AvatarService:
     async def variations(self, user_id: int, style: str | None = None) -> RenderedImage:
         latent, chosen = await self._own(user_id)
         chosen = self._style(style, np.random.default_rng()) if style else chosen
-        rng = np.random.default_rng()
-        candidates = []
-        for _ in range(4):
-            moved = latent + VARIATION_SPREAD * rng.standard_normal(latent.shape).astype(np.float32)
-            candidates.append((moved * np.linalg.norm(latent) / np.linalg.norm(moved)).astype(np.float32))
-        path = self._variations_file(user_id)
-
-        def keep() -> None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            buffer = io.BytesIO()
-            np.savez(buffer, latents=np.stack(candidates), style=np.array(chosen))
-            tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(buffer.getvalue())
-            tmp.replace(path)
-
-        await asyncio.to_thread(keep)
+        renderer, rng = self._renderer(), np.random.default_rng()
+        candidates = await self._on_face_thread(lambda: renderer.variations(latent, rng))
+        await asyncio.to_thread(self._save_candidates, user_id, candidates, chosen)
         faces = numbered(await self._faces(candidates, chosen))
         sheet = await asyncio.to_thread(lambda: png_bytes(grid(faces, 2)))
         return RenderedImage(f"twin-{user_id}-variations.png", sheet, "image/png")
 
+    def _save_candidates(self, user_id: int, latents: list[np.ndarray], style: str) -> None:
+        """Keep the faces offered to the user (variations, or the one found in a picture) for keep_variation."""
+        path = self._variations_file(user_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        np.savez(buffer, latents=np.stack(latents), style=np.array(style))
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(buffer.getvalue())
+        tmp.replace(path)
+
+    async def face_like(self, user_id: int, picture: bytes) -> RenderedImage:
+        """The face the generator draws most like `picture`, offered as the one candidate to keep
+        (`/avatar keep pick:1`). Only its latent is kept: the picture is read in memory and dropped."""
+        finder = self.finder
+        if finder is None:
+            raise AvatarError("finding a face from a picture is not installed in this build")
+        self._require_store()
+        limits = self.settings.avatar_picture_max_bytes, self.settings.avatar_picture_max_pixels
+        try:
+            likeness = await self._on_face_thread(lambda: finder.find(read_picture(picture, *limits)))
+        except PictureError as exc:
+            raise AvatarError(str(exc)) from None
+        await asyncio.to_thread(self._save_candidates, user_id, [likeness.latent], likeness.style)
+        (face,) = await self._faces([likeness.latent], likeness.style)
+        return RenderedImage(f"twin-{user_id}-like.png", await asyncio.to_thread(png_bytes, face), "image/png")
+
     async def keep_variation(self, user_id: int, index: int) -> RenderedImage:
+        """Make candidate `index` (1-based) of the last variations or found face the twin's face."""
         path = self._variations_file(user_id)
         if not path.is_file():
-            raise AvatarError("there are no variations to pick from; ask for /avatar variations first")
-        if not 1 <= index <= 4:
-            raise AvatarError("pick a number from 1 to 4")
-        data = await asyncio.to_thread(lambda: np.load(path))
-        latent, style = data["latents"][index - 1], str(data["style"])
+            raise AvatarError("there is nothing to pick from; ask for /avatar variations or /avatar like first")
+
+        def read() -> tuple[np.ndarray, str]:
+            with np.load(path) as data:
+                return data["latents"], str(data["style"])
+
+        latents, style = await asyncio.to_thread(read)
+        if not 1 <= index <= len(latents):
+            raise AvatarError(f"pick a number from 1 to {len(latents)}")
+        latent = latents[index - 1]
         await self._require_store().avatars.put(user_id, style, latent.astype(np.float32).tobytes(), self.model_id)
         await asyncio.to_thread(path.unlink, True)
         return await self.own_face(user_id)
@@ -209,7 +247,8 @@ class AvatarService:
         else:
             start, chosen = self._renderer().latent(seed), self._style(style, rng)
         end = self._renderer().latent(seed + 1)
-        path = [slerp(start, end, t).astype(np.float32) for t in np.linspace(0.0, 1.0, frames)]
+        renderer = self._renderer()
+        path = await self._on_face_thread(lambda: renderer.path(start, end, frames))
         images = await self._faces(path, chosen, 192)
         return RenderedImage(f"morph-{chosen}-{seed}.gif", await asyncio.to_thread(gif_bytes, images), "image/gif")
 

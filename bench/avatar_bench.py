@@ -2,12 +2,16 @@
 
 `python bench/avatar_bench.py [--weights avatar/weights/generator.pt] [--n 2000]`
 
-Keys: ms_per_face (one 256 px face, generator + upscale), ms_per_grid16 (16 such faces in a bordered
-grid image; encoding that 1,040 px sheet as PNG is ms_png_encode_grid16, reported apart),
-fid, fid_real_floor, fid_untrained. No Inception network can be downloaded here, so the FIDs use
-the features of a small style classifier trained in this run on freshly rendered DiceBear faces
-(never the training set's seeds). Read them side by side: `fid_real_floor` (real vs real) is the
-best a generator could score, `fid_untrained` (a randomly initialised generator) the worst.
+Keys: ms_per_face (one 256 px face of a drawn style, generator + learned upscaler), ms_per_grid16
+(16 such faces in a bordered grid image; encoding that 1,040 px sheet as PNG is
+ms_png_encode_grid16, reported apart), png_kb_face_max, fid, fid_real_floor, fid_untrained,
+upscale_psnr_db / upscale_ssim (held-out 64 px renders of the drawn styles upscaled, against the
+same faces rendered at 256 px; bicubic beside them), inversion_psnr_db / inversion_ssim (held-out
+renders found again by the encoder and refined, as `/avatar like` does, against the 64 px render).
+No Inception network can be downloaded here, so the FIDs use the features of a small style
+classifier trained in this run on freshly rendered DiceBear faces (never the training set's seeds).
+Read them side by side: `fid_real_floor` (real vs real) is the best a generator could score,
+`fid_untrained` (a randomly initialised generator) the worst.
 """
 
 from __future__ import annotations
@@ -25,11 +29,15 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from avatar.checkpoint import load_generator  # noqa: E402
-from avatar.faces import build_faces  # noqa: E402
+from avatar.checkpoint import load_encoder, load_generator, load_upscaler  # noqa: E402
+from avatar.faces import PIXEL_STYLES, build_faces  # noqa: E402
 from avatar.model import Generator, standing_stats  # noqa: E402
+from avatar.quality import to_tensor  # noqa: E402
 from avatar.render import FaceRenderer, grid, png_bytes  # noqa: E402
-from avatar.service import BUNDLED_WEIGHTS  # noqa: E402
+from avatar.service import BUNDLED_ENCODER, BUNDLED_UPSCALER, BUNDLED_WEIGHTS  # noqa: E402
+from avatar.train_encoder import HELD_OUT_SEED as ENCODER_HELD_OUT_SEED, inversion_scores  # noqa: E402
+from avatar.train_upscaler import HELD_OUT_SEED as UPSCALER_HELD_OUT_SEED, pairs, score  # noqa: E402
+from avatar.upscale import bicubic  # noqa: E402
 
 CLASSIFIER_STEPS = 400
 
@@ -104,6 +112,9 @@ def generated(generator: Generator, labels: np.ndarray, seed: int) -> torch.Tens
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", type=Path, default=BUNDLED_WEIGHTS)
+    parser.add_argument("--upscaler", type=Path, default=BUNDLED_UPSCALER)
+    parser.add_argument("--encoder", type=Path, default=BUNDLED_ENCODER)
+    parser.add_argument("--held-out", type=int, default=400, help="held-out renders for upscaling (100 for inversion)")
     parser.add_argument("--n", type=int, default=2000, help="faces per set in the FIDs")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--cache", type=Path, default=Path("bench/out/cache"))
@@ -112,19 +123,30 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     loaded = load_generator(args.weights)
-    renderer = FaceRenderer(loaded)
+    upscaler = load_upscaler(args.upscaler)
+    renderer = FaceRenderer(loaded, upscaler)
     styles = loaded.styles
+    drawn = next(s for s in styles if s not in PIXEL_STYLES)
     latents = [renderer.latent(seed) for seed in range(16)]
-    renderer.faces(latents[:1], styles[0])  # warm-up
-    ms_face = timed_ms(lambda: renderer.faces(latents[:1], styles[0]), 30)
-    ms_grid = timed_ms(lambda: grid(renderer.faces(latents, styles[0]), 4), 10)
-    sheet = grid(renderer.faces(latents, styles[0]), 4)
+    renderer.faces(latents[:1], drawn)  # warm-up
+    ms_face = timed_ms(lambda: renderer.faces(latents[:1], drawn), 30)
+    ms_grid = timed_ms(lambda: grid(renderer.faces(latents, drawn), 4), 10)
+    sheet = grid(renderer.faces(latents, drawn), 4)
     ms_png = timed_ms(lambda: png_bytes(sheet), 5)
 
     args.sheets.mkdir(parents=True, exist_ok=True)
     sheet_latents = [renderer.latent(1000 + k) for k in range(16)]
+    png_sizes = []
     for style in styles:
-        (args.sheets / f"{style}.png").write_bytes(png_bytes(grid(renderer.faces(sheet_latents, style, 128), 4)))
+        faces = renderer.faces(sheet_latents, style)
+        png_sizes += [len(png_bytes(face)) for face in faces]
+        (args.sheets / f"{style}.png").write_bytes(png_bytes(grid(faces[:8], 4)))
+
+    drawn_styles = tuple(s for s in styles if s not in PIXEL_STYLES)
+    small, large = pairs(drawn_styles, args.held_out, UPSCALER_HELD_OUT_SEED, args.cache)
+    upscaled, plain = score(upscaler, small, large), score(bicubic, small, large)
+    test, _ = build_faces(styles, 100, seed=ENCODER_HELD_OUT_SEED, cache_dir=args.cache)
+    inversion = inversion_scores(loaded, load_encoder(args.encoder).encoder, to_tensor(test))
 
     # Seeds 11, 12, 13: none of them is the training set's (seed 0).
     train_x, train_y = build_faces(styles, args.n, seed=11, cache_dir=args.cache)
@@ -140,6 +162,13 @@ def main() -> None:
         "ms_per_face": ms_face,
         "ms_per_grid16": ms_grid,
         "ms_png_encode_grid16": ms_png,
+        "png_kb_face_max": round(max(png_sizes) / 1024, 1),
+        "upscale_psnr_db": upscaled["psnr_db"],
+        "upscale_ssim": upscaled["ssim"],
+        "upscale_bicubic_psnr_db": plain["psnr_db"],
+        "upscale_bicubic_ssim": plain["ssim"],
+        "inversion_psnr_db": inversion["psnr_db"],
+        "inversion_ssim": inversion["ssim"],
         "fid": round(frechet(reference, features(net, generated(loaded.generator, labels, 1))), 3),
         "fid_real_floor": round(frechet(reference, features(net, as_input(real_b))), 3),
         "fid_untrained": round(frechet(reference, features(net, generated(untrained, labels, 1))), 3),

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from bot.commands import Attachment, CommandLayer, Event, OutFile, Reply, split_command
+from bot.commands import Attachment, CommandLayer, CommandSpec, Event, OutFile, Reply, split_command
 from bot.commands.userdata import console_user_dir
 
 from twinbot.settings import Settings
@@ -30,6 +30,21 @@ CLEAR_LINE = "\r\x1b[K"
 def local_attachment(path: Path) -> Attachment:
     """A file on this machine presented as an upload (read lazily, like a platform download)."""
     return Attachment(path.name, path.stat().st_size, lambda: asyncio.to_thread(path.read_bytes))
+
+
+def file_word(spec: CommandSpec, words: list[str]) -> tuple[int, str] | None:
+    """(index, path) of the word naming an upload: `picture:PATH` for any file option, or the first
+    word that names no option when the file is the command's first option (`/import PATH`)."""
+    named = {o.name for o in spec.options}
+    for index, word in enumerate(words):
+        name, sep, value = word.partition(":")
+        if sep and value and any(o.name == name.lower() and o.type == "attachment" for o in spec.options):
+            return index, value
+    if spec.options and spec.options[0].type == "attachment":
+        for index, word in enumerate(words):
+            if word.partition(":")[0] not in named:
+                return index, word
+    return None
 
 
 def render_text(reply: Reply) -> str:
@@ -128,20 +143,21 @@ class ConsoleAdapter:
             await self.layer.on_message(event, self.outbox)
 
     def event_with_file(self, line: str) -> Event:
-        """`/import ~/export.json as:Ana`: in a console, the upload is a path on this machine."""
+        """`/import ~/export.json as:Ana`, `/avatar like picture:~/me.jpg`: in a console, the upload is a
+        path on this machine."""
         parts = split_command(line)
         spec = self.layer.spec(parts[0]) if parts else None
         if spec is None or not any(o.type == "attachment" for o in spec.options):
             return self.event(line)
-        named = {o.name for o in spec.options}
         words = shlex.split(parts[2])
-        path_word = next((w for w in words if w.partition(":")[0] not in named), None)
-        if path_word is None:
+        found = file_word(spec, words)
+        if found is None:
             return self.event(line)
-        path = Path(path_word).expanduser()
+        index, path_text = found
+        path = Path(path_text).expanduser()
         if not path.is_file():
             raise ValueError(f"No such file: {path}")
-        rest = [w for w in words if w is not path_word]
+        rest = words[:index] + words[index + 1 :]
         return self.event(" ".join([f"/{spec.name}", *rest]), (local_attachment(path),))
 
     async def read_lines(self) -> AsyncIterator[str]:

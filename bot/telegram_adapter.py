@@ -2,7 +2,8 @@
 
 It only translates: one `CommandHandler` per declared command (and the same declarations fill
 Telegram's command menu through setMyCommands), plain messages to `layer.on_message`, a document
-sent to the bot to `/import`. What a message means, who may talk to which twin and what is kept
+sent to the bot to `/import`, a photo or file captioned with another command that takes one
+(`/avatar like`) to that command. What a message means, who may talk to which twin and what is kept
 is decided by the layer. Polling by default; a webhook when TELEGRAM_WEBHOOK_URL is set.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from dataclasses import replace
 from urllib.parse import urlsplit
 
@@ -26,7 +28,7 @@ from telegram.ext import (
 )
 from telegram.request import HTTPXRequest
 
-from bot.commands import CommandLayer, Invocation, Reply, split_command
+from bot.commands import CommandLayer, CommandSpec, Invocation, Reply, split_command
 from bot.commands.layer import UNEXPECTED
 from bot.telegram_events import DOWNLOAD_LIMIT, message_event, too_big_to_download
 from bot.telegram_outbox import TelegramOutbox
@@ -54,10 +56,25 @@ class _FromPerson(filters.MessageFilter):
 FROM_PERSON = filters.UpdateType.MESSAGE & _FromPerson()
 IMPORT_DOCUMENT = filters.Document.ALL & (filters.ChatType.PRIVATE | filters.CaptionRegex(r"^/import(@\w+)?\b"))
 """A document is an import when sent in a private chat; with the caption /import in a group it is refused."""
+TOO_BIG_TO_DOWNLOAD = (f"Telegram lets bots download files up to {DOWNLOAD_LIMIT // 1_000_000} MB, "
+                       "and that one is bigger.")
 EXPORT_IN_GROUP = (
     "I don't read exports posted in a group, where everyone can see them, and I didn't read this one. "
     "Send the file to me here, in our private chat (and you may want to delete it from the group)."
 )
+
+
+def captioned_command(specs: tuple[CommandSpec, ...]) -> filters.BaseFilter | None:
+    """A photo or file whose caption is one of our commands that takes an attachment, other than
+    /import (which has its own handler); None when no such command is declared.
+
+    Telegram's command handlers read only a text message's command, never a caption.
+    """
+    names = [s.name for s in specs if s.name != "import" and any(o.type == "attachment" for o in s.options)]
+    if not names:
+        return None
+    caption = re.compile(rf"^/({'|'.join(map(re.escape, names))})(@\w+)?(\s|$)", re.IGNORECASE)
+    return (filters.PHOTO | filters.Document.ALL) & filters.CaptionRegex(caption)
 
 
 def _request(base_url: str | None) -> HTTPXRequest:
@@ -103,6 +120,8 @@ class TelegramAdapter:
         for spec in layer.specs:
             self.app.add_handler(CommandHandler(spec.name, self._on_command, filters=FROM_PERSON))
         self.app.add_handler(CommandHandler(START_COMMAND, self._on_start, filters=FROM_PERSON))
+        if (captioned := captioned_command(layer.specs)) is not None:
+            self.app.add_handler(MessageHandler(FROM_PERSON & captioned, self._on_captioned_command))
         self.app.add_handler(MessageHandler(FROM_PERSON & IMPORT_DOCUMENT, self._on_document))
         self.app.add_handler(MessageHandler(FROM_PERSON & filters.COMMAND, self._on_other_command))
         self.app.add_handler(MessageHandler(FROM_PERSON & filters.TEXT & ~filters.COMMAND, self._on_text))
@@ -222,13 +241,27 @@ class TelegramAdapter:
             await out.send(Reply(EXPORT_IN_GROUP, kind="error"))
             return
         if too_big_to_download(event):
-            await out.send(Reply(f"Telegram lets bots download files up to {DOWNLOAD_LIMIT // 1_000_000} MB, and "
-                                 "that one is bigger. Import it with `twinbot import` on the server instead.",
+            await out.send(Reply(f"{TOO_BIG_TO_DOWNLOAD} Import it with `twinbot import` on the server instead.",
                                  kind="error"))
             return
         invocation = self.layer.parse_text_command(replace(event, text=f"/import {options}".strip()))
         if invocation is not None:
             await self.layer.dispatch(invocation, out)
+
+    async def _on_captioned_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A photo (or file) with a command as its caption, e.g. `/avatar like`: the caption is the command,
+        the photo its attachment."""
+        message = update.effective_message
+        event = message_event(message, self.app.bot)
+        invocation = self.layer.parse_text_command(event)
+        parts = split_command(event.text)
+        if invocation is None or parts is None or not self._is_ours(parts[1]):
+            return
+        out = self._outbox(message, self._is_private(invocation.command))
+        if too_big_to_download(event):
+            await out.send(Reply(TOO_BIG_TO_DOWNLOAD, kind="error"))
+            return
+        await self.layer.dispatch(invocation, out)
 
     def _is_ours(self, addressee: str | None) -> bool:
         """`/cmd` or `/cmd@ourbot`, not `/cmd@otherbot`."""

@@ -2,16 +2,17 @@
 
 Who wrote (their @username, else their name, is how others name their twin), where (a private
 chat is a DM), which message it answers, whether it mentions the bot, whom else it mentions
-(`@ana`, or a text mention of someone without a username), and any document, downloaded only
-when the layer asks for it. In a command, a text mention becomes `@<user id>`, so `/twin` names
-that person by id rather than by a name anyone can take.
+(`@ana`, or a text mention of someone without a username), and any document or photo (its
+largest size), downloaded into memory only when the layer asks for it. In a command, a text
+mention becomes `@<user id>`, so `/twin` names that person by id rather than by a name anyone
+can take.
 """
 
 from __future__ import annotations
 
 import re
 
-from telegram import Bot, Document, Message, MessageEntity
+from telegram import Bot, Message, MessageEntity
 from telegram.constants import ChatType, FileSizeLimit
 
 from bot.commands import Attachment, Event
@@ -56,7 +57,7 @@ def message_event(message: Message, bot: Bot) -> Event:
         is_dm=message.chat.type == ChatType.PRIVATE,
         text=text,
         message_id=str(message.message_id),
-        attachments=(document_attachment(message.document, bot),) if message.document else (),
+        attachments=attachments(message, bot),
         reply_to_message_id=str(replied.message_id) if replied is not None else None,
         mentions_bot=mentions_bot,
         mentioned_user_ids=tuple(others),
@@ -73,14 +74,27 @@ def with_mention_ids(text: str, mentions: list[MessageEntity]) -> str:
     return units.decode("utf-16-le")
 
 
-def document_attachment(document: Document, bot: Bot) -> Attachment:
-    """The uploaded document, fetched through getFile only when the layer reads it."""
+def attachments(message: Message, bot: Bot) -> tuple[Attachment, ...]:
+    """The message's document, or its photo at the largest size Telegram made of it."""
+    if message.document:
+        document = message.document
+        return (file_attachment(bot, document.file_id, document.file_name or "upload", document.file_size,
+                                document.mime_type),)
+    if message.photo:
+        largest = max(message.photo, key=lambda size: size.width * size.height)
+        return (file_attachment(bot, largest.file_id, f"photo-{largest.file_unique_id}.jpg", largest.file_size,
+                                "image/jpeg"),)  # Telegram re-encodes every photo as JPEG
+    return ()
+
+
+def file_attachment(bot: Bot, file_id: str, name: str, size: int | None, mime: str | None) -> Attachment:
+    """A file the user sent, fetched through getFile into memory only when the layer reads it."""
 
     async def fetch() -> bytes:
-        file = await bot.get_file(document.file_id)
+        file = await bot.get_file(file_id)
         return bytes(await file.download_as_bytearray())
 
-    return Attachment(document.file_name or "upload", document.file_size or 0, fetch, document.mime_type)
+    return Attachment(name, size or 0, fetch, mime)
 
 
 def too_big_to_download(event: Event) -> bool:

@@ -81,12 +81,18 @@ class Settings(BaseSettings):
     # Faces.
     avatar_model: Literal["bundled", "photo-noncommercial"] = "bundled"
     avatar_weights: Path | None = None
+    avatar_upscaler_weights: Path | None = None
+    """The 4× upscaler; unset: the shipped one beside the bundled generator (none for other weights)."""
+    avatar_encoder_weights: Path | None = None
+    """The encoder behind `/avatar like`; unset: the shipped one beside the bundled generator."""
 
     # Limits.
     import_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
     max_message_chars: int = Field(default=4000, ge=100)
     twin_replies_per_minute: int = Field(default=20, ge=1)
     avatars_per_minute: int = Field(default=6, ge=1)
+    avatar_picture_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    avatar_picture_max_pixels: int = Field(default=25_000_000, ge=256)
     trains_per_hour: int = Field(default=3, ge=1)
 
     # Imports: what reading one export may cost, and how many uploads may wait on disk.

@@ -1,17 +1,19 @@
-"""/avatar: random faces, the twin's own stable face, variations to pick from, and morphs."""
+"""/avatar: random faces, the twin's own stable face, variations to pick from, a face found from a
+picture the user attaches, and morphs."""
 
 from __future__ import annotations
 
 from bot.commands.context import CommandContext, NotInstalled, UserError
 from bot.commands.types import CommandSpec, Invocation, OptionSpec, OutFile, Outbox, Reply
 
-MODES = ("random", "me", "renew", "variations", "keep", "morph")
+MODES = ("random", "me", "renew", "variations", "like", "keep", "morph")
 
 
 async def avatar(ctx: CommandContext, inv: Invocation, out: Outbox) -> None:
     service = ctx.services.avatars
     if service is None:
         raise NotInstalled("Faces (the avatar generator)")
+    from avatar.picture import PictureError
     from avatar.service import AvatarError
 
     mode = inv.args.get("mode") or "random"
@@ -31,27 +33,44 @@ async def avatar(ctx: CommandContext, inv: Invocation, out: Outbox) -> None:
             elif mode == "variations":
                 image = await service.variations(user.id, style=style)
                 text = "Four variations of your twin's face: keep one with /avatar keep pick:<1-4>."
+            elif mode == "like":
+                image = await service.face_like(user.id, await picture_of(ctx, inv))
+                text = "The face I found in your picture. Keep it as your twin's face with /avatar keep pick:1."
             else:
                 pick = inv.args.get("pick")
                 if pick is None:
-                    raise UserError("Which one? /avatar keep pick:<1-4> (after /avatar variations).")
+                    raise UserError("Which one? /avatar keep pick:<number> (after /avatar variations or /avatar like).")
                 image = await service.keep_variation(user.id, int(pick))
                 text = f"Kept face {pick} as your twin's face."
-    except AvatarError as exc:
+    except (AvatarError, PictureError) as exc:
         raise UserError(str(exc)) from exc
     await out.send(Reply(text, images=(OutFile(image.filename, image.data, image.mime),)))
+
+
+async def picture_of(ctx: CommandContext, inv: Invocation) -> bytes:
+    """The attached picture, downloaded into memory; one whose declared size is over the limit is
+    refused unread (what arrives is checked again when it is read)."""
+    from avatar.picture import refuse_oversize
+
+    attachment = inv.args.get("picture") or next(iter(inv.event.attachments), None)
+    if attachment is None:
+        raise UserError("Attach a picture: /avatar like picture:<image>")
+    refuse_oversize(attachment.size, ctx.settings.avatar_picture_max_bytes)
+    return await attachment.fetch()
 
 
 def make_spec(styles: tuple[str, ...]) -> CommandSpec:
     """The declaration, with the installed generator's styles as choices."""
     return CommandSpec(
         name="avatar",
-        description="Render a face: a random one, your twin's own, variations, or a morph",
+        description="Render a face: a random one, your twin's own, variations, one like your picture, or a morph",
         handler=avatar,
         options=(
-            OptionSpec("mode", "choice", "random (default), me, renew, variations, keep, morph", choices=MODES),
+            OptionSpec("mode", "choice", "random (default), me, renew, variations, like, keep, morph", choices=MODES),
             OptionSpec("style", "choice", "drawing style", choices=styles),
-            OptionSpec("pick", "int", "with keep: which variation (1-4)"),
+            OptionSpec("pick", "int", "with keep: which face (1-4 after variations, 1 after like)"),
+            OptionSpec("picture", "attachment", "with like: a picture (PNG, JPEG, WebP or GIF) to find a face in"),
         ),
-        usage="/avatar [random|me|renew|variations|keep|morph] [style:<style>] [pick:<1-4>]",
+        usage="/avatar [random|me|renew|variations|like|keep|morph] [style:<style>] [pick:<1-4>] "
+              "[picture:<image>]",
     )

@@ -47,3 +47,15 @@ def test_mode_seeking_penalty_punishes_a_generator_that_ignores_z() -> None:
     same = torch.zeros(8, 3, 4, 4)
     varied = torch.randn(8, 3, 4, 4)
     assert mode_seeking_penalty(same, z) > 1000 * mode_seeking_penalty(varied, z)
+
+
+def test_drawing_a_code_is_the_forward_pass() -> None:
+    torch.manual_seed(0)
+    g = Generator(GanConfig(n_styles=3, ngf=8)).eval()
+    z, style = torch.randn(4, g.cfg.nz), torch.tensor([0, 1, 2, 1])
+    with torch.no_grad():
+        code = g.code(z)
+        assert code.shape == (4, g.code_dim)
+        assert torch.allclose(g.draw(code, style), g(z, style), atol=1e-5)
+        # The style is added back at drawing time: one code, another style, another face.
+        assert not torch.allclose(g.draw(code, torch.zeros(4, dtype=torch.long)), g(z, style), atol=1e-3)

@@ -7,9 +7,10 @@ import io
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from avatar.service import AvatarError, AvatarService
 from persona_store import open_store
@@ -86,8 +87,92 @@ async def test_variations_grid_then_keep_one(face_settings: Settings) -> None:
         record = await store.avatars.get(user.id)
         assert before is None and record is not None
         assert (await service.own_face(user.id)).data == kept.data
-        with pytest.raises(AvatarError, match="variations first"):
+        with pytest.raises(AvatarError, match="ask for /avatar variations or /avatar like first"):
             await service.keep_variation(user.id, 1)
+        await service.variations(user.id)
+        with pytest.raises(AvatarError, match="^pick a number from 1 to 4$"):
+            await service.keep_variation(user.id, 5)
+
+
+def a_picture(fmt: str = "PNG") -> bytes:
+    """Someone's picture: a light face-ish disc on a dark background."""
+    picture = Image.new("RGB", (120, 90), (30, 40, 60))
+    ImageDraw.Draw(picture).ellipse((30, 10, 90, 80), fill=(230, 190, 160))
+    buffer = io.BytesIO()
+    picture.save(buffer, fmt)
+    return buffer.getvalue()
+
+
+async def test_a_face_found_from_a_picture_is_offered_then_kept(face_settings: Settings,
+                                                                tiny_encoder_weights: Path) -> None:
+    s = face_settings.model_copy(update={"avatar_encoder_weights": tiny_encoder_weights})
+    async with open_store(s.db_path) as store:
+        user = await store.users.get_or_create("console", "ana", "Ana")
+        service = AvatarService(s, store)
+        await service.start()
+        found = await service.face_like(user.id, a_picture("JPEG"))
+        face = image(found.data)
+        assert found.mime == "image/png" and face.format == "PNG" and face.size == (256, 256)
+        # Only the found latent is kept, as the one candidate: nothing of the picture itself.
+        written = [p.relative_to(s.avatar_dir) for p in s.avatar_dir.rglob("*") if p.is_file()]
+        assert written == [Path(str(user.id), "variations.npz")]
+        assert await store.avatars.get(user.id) is None
+        with pytest.raises(AvatarError, match="^pick a number from 1 to 1$"):
+            await service.keep_variation(user.id, 2)
+        kept = await service.keep_variation(user.id, 1)
+        assert kept.data == found.data and (await service.own_face(user.id)).data == found.data
+        assert not [p for p in s.avatar_dir.rglob("*") if p.is_file()]
+
+
+async def test_a_found_face_restyles_varies_and_morphs_like_any_other(face_settings: Settings,
+                                                                     tiny_encoder_weights: Path) -> None:
+    s = face_settings.model_copy(update={"avatar_encoder_weights": tiny_encoder_weights})
+    async with open_store(s.db_path) as store:
+        user = await store.users.get_or_create("console", "ana", "Ana")
+        service = AvatarService(s, store)
+        await service.start()
+        await service.face_like(user.id, a_picture("PNG"))
+        kept = await service.keep_variation(user.id, 1)
+        record = await store.avatars.get(user.id)
+        assert len(record.latent) == 4 * service.renderer.code_dim  # a face code, not a z
+        other = next(style for style in service.styles() if style != record.style)
+        restyled = await service.own_face(user.id, style=other)
+        assert restyled.data != kept.data and (await store.avatars.get(user.id)).style == other
+        sheet = image((await service.variations(user.id)).data)
+        assert sheet.size[0] > 2 * 256
+        with np.load(s.avatar_dir / str(user.id) / "variations.npz") as data:
+            assert data["latents"].shape == (4, service.renderer.code_dim)
+            assert len({row.tobytes() for row in data["latents"]}) == 4
+        morph = image((await service.morph(user.id, frames=3)).data)
+        assert morph.format == "GIF" and morph.n_frames == 4  # forward then back
+
+
+async def test_a_latent_of_another_model_is_replaced_by_a_new_face(face_settings: Settings) -> None:
+    async with open_store(face_settings.db_path) as store:
+        user = await store.users.get_or_create("console", "ana", "Ana")
+        service = AvatarService(face_settings, store)
+        await service.start()
+        await store.avatars.put(user.id, "lorelei", b"\0" * 4 * 7, "old-model")
+        face = await service.own_face(user.id)
+        assert image(face.data).size == (256, 256)
+        assert len((await store.avatars.get(user.id)).latent) == 4 * service.renderer.nz
+
+
+async def test_a_picture_is_refused_with_the_reason_and_without_an_encoder(face_settings: Settings,
+                                                                           tiny_encoder_weights: Path) -> None:
+    async with open_store(face_settings.db_path) as store:
+        user = await store.users.get_or_create("console", "ana", "Ana")
+        service = AvatarService(face_settings, store)
+        await service.start()
+        assert service.finder is None
+        with pytest.raises(AvatarError, match="^finding a face from a picture is not installed in this build$"):
+            await service.face_like(user.id, a_picture())
+        service = AvatarService(face_settings.model_copy(update={"avatar_encoder_weights": tiny_encoder_weights}),
+                                store)
+        await service.start()
+        with pytest.raises(AvatarError, match=r"^that file is not a picture I can read \(PNG, JPEG, WebP or GIF\)$"):
+            await service.face_like(user.id, b"<svg/>")
+        assert not face_settings.avatar_dir.exists()
 
 
 async def test_morph_is_a_looping_gif(face_settings: Settings) -> None:
@@ -120,7 +205,7 @@ async def test_faces_are_drawn_on_one_thread_with_one_torch_thread(face_settings
     await service.start()
     seen: list[tuple[int, int]] = []
     generator = service.renderer.loaded.generator
-    generator.register_forward_hook(lambda *_: seen.append((threading.get_ident(), torch.get_num_threads())))
+    generator.body.register_forward_hook(lambda *_: seen.append((threading.get_ident(), torch.get_num_threads())))
     await service.random_face(seed=1)
     await service.morph(seed=2, frames=3)
     await asyncio.gather(*(service.random_face(seed=k) for k in range(3)))

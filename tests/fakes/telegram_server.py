@@ -11,6 +11,7 @@ Tests play the users: `send()` makes a user's message arrive as an update.
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 import json
 import re
@@ -21,6 +22,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp import web
+from PIL import Image
 
 TOKEN = "4242:fake-telegram-token"
 BOT_USER = {"id": 4242, "is_bot": True, "first_name": "Twinbot", "username": "twinbot_test_bot",
@@ -147,13 +149,15 @@ class FakeTelegram:
 
     def send(self, user: User, chat: Chat, text: str = "", *, reply_to: dict | None = None,
              document: bytes | None = None, filename: str = "result.json", file_size: int | None = None,
-             text_mentions: tuple[tuple[User, str], ...] = ()) -> dict:
-        """A user's message arrives: commands and @mentions carry entities as Telegram sets them."""
+             photo: bytes | None = None, text_mentions: tuple[tuple[User, str], ...] = ()) -> dict:
+        """A user's message arrives: commands and @mentions carry entities as Telegram sets them; with
+        `document` or `photo`, the text is its caption."""
         if chat.type == "private":
             self.started.add(user.id)
         message: dict[str, Any] = {"message_id": next(self._ids), "date": int(time.time()),
                                    "chat": chat.as_dict(), "from": user.as_dict()}
-        key, entities_key = ("caption", "caption_entities") if document is not None else ("text", "entities")
+        media = document is not None or photo is not None
+        key, entities_key = ("caption", "caption_entities") if media else ("text", "entities")
         if text:
             message[key] = text
             entities = self._entities(text, text_mentions)
@@ -166,10 +170,26 @@ class FakeTelegram:
             message["document"] = {"file_id": file_id, "file_unique_id": f"u-{file_id}", "file_name": filename,
                                    "mime_type": "application/json",
                                    "file_size": self.declared_sizes[file_id]}
+        if photo is not None:
+            message["photo"] = self._photo_sizes(f"photo-{message['message_id']}", photo)
         if reply_to is not None:
             message["reply_to_message"] = reply_to
         self._queue({"message": message})
         return message
+
+    def _photo_sizes(self, file_id: str, photo: bytes) -> list[dict]:
+        """The sizes Telegram lists for a photo, smallest first: a 90 px thumbnail, then the picture."""
+        picture = Image.open(io.BytesIO(photo))
+        thumbnail = picture.convert("RGB")
+        thumbnail.thumbnail((90, 90))
+        buffer = io.BytesIO()
+        thumbnail.save(buffer, "JPEG")
+        sizes = []
+        for suffix, data, (width, height) in (("-s", buffer.getvalue(), thumbnail.size), ("", photo, picture.size)):
+            self.files[file_id + suffix] = data
+            sizes.append({"file_id": file_id + suffix, "file_unique_id": f"u-{file_id}{suffix}", "width": width,
+                          "height": height, "file_size": len(data)})
+        return sizes
 
     @staticmethod
     def _entities(text: str, text_mentions: tuple[tuple[User, str], ...]) -> list[dict]:

@@ -32,7 +32,7 @@ async def test_login_ready_and_global_command_sync(rig: DiscordRig) -> None:
     assert all(c["description"] for c in commands.values())
     avatar = {o["name"]: o for o in commands["avatar"]["options"]}
     assert [c["value"] for c in avatar["style"]["choices"]] == ["lorelei", "pixel-art"]
-    assert avatar["pick"]["type"] == 4
+    assert avatar["pick"]["type"] == 4 and avatar["picture"]["type"] == 11
     twin = commands["twin"]["options"]
     assert [(o["name"], o["type"], o.get("required", False)) for o in twin] == [("text", 3, True), ("user", 6, False)]
     assert {o["name"]: o["type"] for o in commands["import"]["options"]} == {"file": 11, "as": 3}
@@ -87,6 +87,26 @@ async def test_avatar_upload_is_a_valid_png(rig: DiscordRig) -> None:
     assert picture.format == "PNG" and picture.size == (256, 256)
     reply = await rig.command("avatar", mode="morph", needle="Morphing")
     assert Image.open(io.BytesIO(next(iter(reply.files.values())))).format == "GIF"
+
+
+async def test_avatar_like_takes_a_picture_attachment(settings: Settings, tiny_face_weights: Path,
+                                                      tiny_encoder_weights: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    s = settings.model_copy(update={"avatar_weights": tiny_face_weights,
+                                    "avatar_encoder_weights": tiny_encoder_weights})
+    buffer = io.BytesIO()
+    Image.new("RGB", (96, 96), (220, 180, 150)).save(buffer, "WEBP")
+    async for rig in make_rig(s, monkeypatch, with_model=False, with_avatars=True):
+        rig.fake.attachments["57"] = buffer.getvalue()
+        attachment = {"id": "57", "filename": "me.webp", "size": len(buffer.getvalue()), "content_type": "image/webp",
+                      "url": f"http://127.0.0.1:{rig.fake.port}/attachments/57",
+                      "proxy_url": f"http://127.0.0.1:{rig.fake.port}/attachments/57"}
+        token = await rig.fake.interact("avatar", ANA, [{"name": "mode", "type": 3, "value": "like"},
+                                                        {"name": "picture", "type": 11, "value": "57"}],
+                                        resolved={"attachments": {"57": attachment}})
+        reply = await rig.followup(token, "The face I found in your picture")
+        (data,) = reply.files.values()
+        assert Image.open(io.BytesIO(data)).size == (256, 256)
 
 
 async def test_import_takes_an_attachment(rig: DiscordRig) -> None:

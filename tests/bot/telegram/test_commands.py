@@ -102,6 +102,38 @@ async def test_avatar_arrives_as_a_valid_png_and_a_morph_as_a_gif(rig: TelegramR
     assert Image.open(io.BytesIO(morph.files["animation"])).format == "GIF"
 
 
+def a_picture(fmt: str) -> bytes:
+    picture = Image.new("RGB", (400, 300), (30, 40, 60))
+    picture.paste((230, 190, 160), (140, 60, 260, 240))
+    buffer = io.BytesIO()
+    picture.save(buffer, fmt)
+    return buffer.getvalue()
+
+
+async def test_a_photo_captioned_avatar_like_gets_the_face_found_in_it(settings: Settings, tiny_face_weights: Path,
+                                                                       tiny_encoder_weights: Path) -> None:
+    s = settings.model_copy(update={"avatar_weights": tiny_face_weights,
+                                    "avatar_encoder_weights": tiny_encoder_weights})
+    async with running_bot(s) as rig:
+        dm = rig.dm(rig.ana)
+        mark = rig.fake.mark()
+        sent = rig.fake.send(rig.ana, dm, "/avatar like", photo=a_picture("JPEG"))
+        (found,) = await rig.fake.replies(dm, mark)
+        assert found.method == "sendPhoto" and "Keep it as your twin's face with /avatar keep pick:1" in found.text
+        face = Image.open(io.BytesIO(found.files["photo"]))
+        assert face.format == "PNG" and face.size == (256, 256)
+        largest = sent["photo"][-1]["file_id"]
+        assert [c.params["file_id"] for c in rig.fake.calls_of("getFile")] == [largest]
+        (kept,) = await rig.say(rig.ana, dm, "/avatar keep pick:1")
+        assert "Kept face 1" in kept.text and kept.files["photo"] == found.files["photo"]
+        # Sent as a file in a group, with the command addressed to the bot by name: the same.
+        (found,) = await rig.say(rig.ana, rig.group, "/avatar@twinbot_test_bot like", document=a_picture("PNG"),
+                                 filename="me.png")
+        assert found.method == "sendPhoto" and "keep pick:1" in found.text
+        (refused,) = await rig.say(rig.ana, dm, "/avatar like", document=b"%PDF-1.4", filename="me.pdf")
+        assert refused.text == "that file is not a picture I can read (PNG, JPEG, WebP or GIF)"
+
+
 async def test_import_of_an_uploaded_export_via_getfile(rig: TelegramRig) -> None:
     dm = rig.dm(rig.ana)
     export = json.dumps(telegram_chat([("user11", "ana", f"my line {i}") for i in range(5)] +
