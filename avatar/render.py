@@ -15,7 +15,7 @@ from PIL import Image
 
 from avatar.checkpoint import LoadedGenerator
 from avatar.faces import PIXEL_STYLES
-from avatar.upscale import Upscaler
+from avatar.upscale import Upscaler, fast_inference
 
 DISPLAY_SIZE = 256
 VARIATION_SPREAD = 0.55
@@ -30,7 +30,7 @@ class UnknownStyle(ValueError):
 
 def to_images(batch: torch.Tensor) -> list[Image.Image]:
     """(N, 3, H, W) in [-1, 1] -> RGB images."""
-    arrays = ((batch.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    arrays = batch.add(1).mul_(127.5).clamp_(0, 255).round_().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
     return [Image.fromarray(a) for a in arrays]
 
 
@@ -138,9 +138,9 @@ class FaceRenderer:
     def faces(self, latents: list[np.ndarray], style: str, size: int = DISPLAY_SIZE) -> list[Image.Image]:
         """One batch through the generator (no grad), each face upscaled for display."""
         index = self.style_index(style)
-        with torch.inference_mode():
-            codes = torch.from_numpy(np.stack([self._code(latent) for latent in latents]))
-            out = self.loaded.generator.draw(codes, torch.full((len(latents),), index, dtype=torch.long))
+        codes = torch.from_numpy(np.stack([self._code(latent) for latent in latents]))
+        with torch.inference_mode(), fast_inference():
+            out = self.loaded.generator.draw(codes, torch.full((len(latents),), index, dtype=torch.long)).float()
             if self.upscaler is not None and style not in PIXEL_STYLES and size > out.shape[-1]:
-                out = self.upscaler(out)
+                out = self.upscaler.upscale(out)
         return [image if image.size == (size, size) else upscale(image, style, size) for image in to_images(out)]

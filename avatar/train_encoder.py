@@ -10,19 +10,17 @@ and written atomically to DIR/encoder.pt with the generator's styles.
 from __future__ import annotations
 
 import argparse
-import math
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
-from avatar.checkpoint import LoadedGenerator, load_generator, save_encoder
+from avatar.checkpoint import LoadedGenerator, WeightsError, load_encoder, load_generator, save_encoder
 from avatar.encoder import EncoderConfig, FaceEncoder, find_face
 from avatar.faces import build_faces
 from avatar.likeness import REFINE_STEPS
 from avatar.quality import psnr_db, ssim, to_tensor
+from avatar.schedule import CosineSteps
 
 HELD_OUT_SEED = 31
 
@@ -40,7 +38,7 @@ def inversion_scores(loaded: LoadedGenerator, encoder: FaceEncoder, faces: torch
 
 def train(generator_path: Path, images: int, minutes: float, out: Path, *, width: int = 32, batch: int = 32,
           lr: float = 1e-3, held_out: int = 100, seed: int = 0, cache: Path | None = None,
-          steps: int | None = None, progress: bool = True) -> dict:
+          steps: int | None = None, progress: bool = True, init: Path | None = None) -> dict:
     torch.manual_seed(seed)
     loaded = load_generator(generator_path)
     g = loaded.generator.eval()
@@ -49,15 +47,14 @@ def train(generator_path: Path, images: int, minutes: float, out: Path, *, width
     data, labels = build_faces(loaded.styles, images, seed=seed, cache_dir=cache or out / "cache")
     real_all, label_all = to_tensor(data), torch.from_numpy(labels).long()
     encoder = FaceEncoder(EncoderConfig(n_styles=len(loaded.styles), nz=g.cfg.nz, width=width))
+    if init is not None:  # an encoder of an earlier state of this generator: it only has to catch up
+        start = load_encoder(init)
+        if start.styles != loaded.styles or start.encoder.cfg != encoder.cfg:
+            raise ValueError(f"{init} is an encoder of other styles or another shape")
+        encoder.load_state_dict(start.encoder.state_dict())
     opt = torch.optim.Adam(encoder.parameters(), lr=lr)
-    budget = minutes * 60
-    started = time.monotonic()
-    step = 0
-    bar = tqdm(total=steps, desc="training encoder", unit="step", disable=not progress)
-    while (steps is None or step < steps) and time.monotonic() - started < budget:
-        done = (time.monotonic() - started) / budget if steps is None else step / steps
-        for group in opt.param_groups:
-            group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
+    loop = CosineSteps(opt, lr, minutes, steps, "training encoder", progress)
+    for _ in loop:
         encoder.train()
         z = torch.randn(batch, g.cfg.nz)
         style = torch.randint(len(loaded.styles), (batch,))
@@ -74,18 +71,16 @@ def train(generator_path: Path, images: int, minutes: float, out: Path, *, width
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        step += 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.3f}")
-    bar.close()
+        loop.report(loss)
     test, test_labels = build_faces(loaded.styles, held_out, seed=HELD_OUT_SEED, cache_dir=cache or out / "cache")
     test_faces = to_tensor(test)
     encoder.eval()
     with torch.no_grad():
         style_accuracy = float((encoder(test_faces)[1].argmax(1).numpy() == test_labels).mean())
-    summary = {"steps": step, "seconds": round(time.monotonic() - started, 1), "batch": batch,
+    summary = {"steps": loop.done_steps, "seconds": round(loop.seconds, 1), "batch": batch,
                "train_faces": images, "held_out_faces": held_out, "held_out_seed": HELD_OUT_SEED,
-               "generator": generator_path.name, "style_accuracy": round(style_accuracy, 3),
+               "generator": generator_path.name, "init": str(init) if init else None,
+               "style_accuracy": round(style_accuracy, 3),
                "encoded_only": inversion_scores(loaded, encoder, test_faces, steps=0),
                "refined": inversion_scores(loaded, encoder, test_faces)}
     save_encoder(out / "encoder.pt", encoder, loaded.styles, summary)
@@ -99,6 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--minutes", type=float, default=15.0)
     parser.add_argument("--steps", type=int)
     parser.add_argument("--width", type=int, default=32)
+    parser.add_argument("--init", type=Path, help="start from this encoder (of an earlier state of the generator)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--cache", type=Path)
     parser.add_argument("--out", type=Path, required=True)
@@ -106,8 +102,8 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     try:
         summary = train(args.generator, args.images, args.minutes, args.out, width=args.width, steps=args.steps,
-                        cache=args.cache)
-    except ValueError as exc:
+                        cache=args.cache, init=args.init)
+    except (ValueError, WeightsError) as exc:
         raise SystemExit(f"avatar.train_encoder: {exc}") from None
     print(f"wrote {args.out / 'encoder.pt'}: {summary}")
 

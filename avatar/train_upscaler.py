@@ -9,18 +9,16 @@ neighbour already upscales them exactly.
 from __future__ import annotations
 
 import argparse
-import math
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from avatar.checkpoint import save_upscaler
 from avatar.faces import DEFAULT_STYLES, PIXEL_STYLES, build_faces
 from avatar.quality import psnr_db, ssim
+from avatar.schedule import CosineSteps
 from avatar.upscale import SCALE, Upscaler, UpscalerConfig, bicubic
 
 HELD_OUT_SEED = 21
@@ -51,14 +49,8 @@ def train(styles: tuple[str, ...], images: int, minutes: float, out: Path, *, cf
     test_small, test_large = pairs(styles, held_out, HELD_OUT_SEED, cache or out / "cache")
     net = Upscaler(cfg)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
-    budget = minutes * 60
-    started = time.monotonic()
-    step = 0
-    bar = tqdm(total=steps, desc="training upscaler", unit="step", disable=not progress)
-    while (steps is None or step < steps) and time.monotonic() - started < budget:
-        done = (time.monotonic() - started) / budget if steps is None else step / steps
-        for group in opt.param_groups:
-            group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
+    loop = CosineSteps(opt, lr, minutes, steps, "training upscaler", progress)
+    for _ in loop:
         idx = torch.randint(len(small), (batch,))
         y0, x0 = torch.randint(64 - crop + 1, (2,)).tolist()
         x = small[idx, :, y0:y0 + crop, x0:x0 + crop].float().div(127.5).sub(1)
@@ -71,12 +63,9 @@ def train(styles: tuple[str, ...], images: int, minutes: float, out: Path, *, cf
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        step += 1
-        bar.update(1)
-        bar.set_postfix(l1=f"{loss.item():.4f}")
-    bar.close()
+        loop.report(loss)
     net.eval()
-    summary = {"steps": step, "seconds": round(time.monotonic() - started, 1), "styles": list(styles),
+    summary = {"steps": loop.done_steps, "seconds": round(loop.seconds, 1), "styles": list(styles),
                "train_faces": images, "input_noise": noise, "held_out_faces": held_out, "held_out_seed": HELD_OUT_SEED,
                "config": cfg.to_dict(), "held_out": score(net, test_small, test_large),
                "bicubic": score(bicubic, test_small, test_large)}

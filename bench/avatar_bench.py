@@ -140,11 +140,11 @@ def main() -> None:
     for style in styles:
         faces = renderer.faces(sheet_latents, style)
         png_sizes += [len(png_bytes(face)) for face in faces]
-        (args.sheets / f"{style}.png").write_bytes(png_bytes(grid(faces[:8], 4)))
+        (args.sheets / f"{style}.png").write_bytes(png_bytes(grid(faces[:4], 4)))
 
     drawn_styles = tuple(s for s in styles if s not in PIXEL_STYLES)
     small, large = pairs(drawn_styles, args.held_out, UPSCALER_HELD_OUT_SEED, args.cache)
-    upscaled, plain = score(upscaler, small, large), score(bicubic, small, large)
+    upscaled, plain = score(upscaler.upscale, small, large), score(bicubic, small, large)
     test, _ = build_faces(styles, 100, seed=ENCODER_HELD_OUT_SEED, cache_dir=args.cache)
     inversion = inversion_scores(loaded, load_encoder(args.encoder).encoder, to_tensor(test))
 

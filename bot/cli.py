@@ -124,11 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", type=Path)
     user_cmd("train", "train the user's twin now, with a progress bar")
     user_cmd("chat", "one twin reply per line of stdin")
-    p = user_cmd("avatar", "render the twin's face (or variations, or a morph)")
+    p = user_cmd("avatar", "render the twin's face (or variations, one like a picture, or a morph)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--style")
-    p.add_argument("--grid", type=int, choices=[4], help="4 variations in a 2x2 grid")
-    p.add_argument("--morph", action="store_true", help="an animated GIF morph")
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument("--grid", type=int, choices=[4], help="4 variations in a 2x2 grid")
+    shown.add_argument("--like", type=Path, metavar="PICTURE", help="the face most like this picture")
+    shown.add_argument("--keep", type=int, metavar="N", help="keep face N of the last --grid or --like")
+    shown.add_argument("--morph", action="store_true", help="an animated GIF morph")
     p = user_cmd("export", "write a zip of everything kept about the user")
     p.add_argument("--out", type=Path, required=True)
     p = user_cmd("forget", "delete everything kept about the user")
@@ -151,8 +154,15 @@ def job_for(args: argparse.Namespace) -> Job:
             file_args["as"] = args.as_participant
         return Job("import", file_args)
     if args.cmd == "avatar":
-        mode = "morph" if args.morph else "variations" if args.grid else "me"
-        avatar_args = {"mode": mode, **({"style": args.style} if args.style else {})}
+        mode = ("morph" if args.morph else "variations" if args.grid else "like" if args.like
+                else "keep" if args.keep is not None else "me")
+        avatar_args: dict[str, Any] = {"mode": mode, **({"style": args.style} if args.style else {})}
+        if args.like:
+            if not args.like.is_file():
+                raise CliError(f"no such file: {args.like}")
+            avatar_args["picture"] = local_attachment(args.like)
+        if args.keep is not None:
+            avatar_args["pick"] = args.keep
         return Job("avatar", avatar_args, needs_avatars=True, may_create_user=True)
     if args.cmd == "export":
         return Job("export", {}, needs_avatars=True)

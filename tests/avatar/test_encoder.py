@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from avatar.checkpoint import load_encoder, load_generator, save_encoder
@@ -58,6 +59,12 @@ def test_a_short_training_run_writes_a_scored_encoder(tiny_face_weights: Path, t
     assert summary["steps"] == 3 and 0 <= summary["style_accuracy"] <= 1
     assert summary["refined"]["refine_steps"] > 0 and summary["encoded_only"]["refine_steps"] == 0
     assert load_encoder(tmp_path / "encoder.pt").styles == TINY_STYLES
+    again = train(tiny_face_weights, 16, minutes=1, out=tmp_path / "again", width=8, batch=4, held_out=2, steps=1,
+                  progress=False, init=tmp_path / "encoder.pt")
+    assert again["init"] == str(tmp_path / "encoder.pt")
+    with pytest.raises(ValueError, match="another shape"):
+        train(tiny_face_weights, 16, minutes=1, out=tmp_path / "wide", width=16, steps=1, progress=False,
+              init=tmp_path / "encoder.pt")
 
 
 def test_shipped_encoder_finds_new_renders_again(tmp_path: Path) -> None:

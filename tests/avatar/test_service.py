@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 import io
 import threading
 from pathlib import Path
@@ -13,7 +15,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from avatar.service import AvatarError, AvatarService
-from persona_store import open_store
+from persona_store import Store, open_store
 from twinbot.settings import Settings
 
 
@@ -103,48 +105,59 @@ def a_picture(fmt: str = "PNG") -> bytes:
     return buffer.getvalue()
 
 
-async def test_a_face_found_from_a_picture_is_offered_then_kept(face_settings: Settings,
-                                                                tiny_encoder_weights: Path) -> None:
+@dataclass
+class Liking:
+    """A started service with an encoder, its store and settings, and one user."""
+
+    service: AvatarService
+    store: Store
+    user_id: int
+    settings: Settings
+
+
+@pytest.fixture
+async def liking(face_settings: Settings, tiny_encoder_weights: Path) -> AsyncIterator[Liking]:
     s = face_settings.model_copy(update={"avatar_encoder_weights": tiny_encoder_weights})
     async with open_store(s.db_path) as store:
         user = await store.users.get_or_create("console", "ana", "Ana")
         service = AvatarService(s, store)
         await service.start()
-        found = await service.face_like(user.id, a_picture("JPEG"))
-        face = image(found.data)
-        assert found.mime == "image/png" and face.format == "PNG" and face.size == (256, 256)
-        # Only the found latent is kept, as the one candidate: nothing of the picture itself.
-        written = [p.relative_to(s.avatar_dir) for p in s.avatar_dir.rglob("*") if p.is_file()]
-        assert written == [Path(str(user.id), "variations.npz")]
-        assert await store.avatars.get(user.id) is None
-        with pytest.raises(AvatarError, match="^pick a number from 1 to 1$"):
-            await service.keep_variation(user.id, 2)
-        kept = await service.keep_variation(user.id, 1)
-        assert kept.data == found.data and (await service.own_face(user.id)).data == found.data
-        assert not [p for p in s.avatar_dir.rglob("*") if p.is_file()]
+        yield Liking(service, store, user.id, s)
+        await service.close()
 
 
-async def test_a_found_face_restyles_varies_and_morphs_like_any_other(face_settings: Settings,
-                                                                     tiny_encoder_weights: Path) -> None:
-    s = face_settings.model_copy(update={"avatar_encoder_weights": tiny_encoder_weights})
-    async with open_store(s.db_path) as store:
-        user = await store.users.get_or_create("console", "ana", "Ana")
-        service = AvatarService(s, store)
-        await service.start()
-        await service.face_like(user.id, a_picture("PNG"))
-        kept = await service.keep_variation(user.id, 1)
-        record = await store.avatars.get(user.id)
-        assert len(record.latent) == 4 * service.renderer.code_dim  # a face code, not a z
-        other = next(style for style in service.styles() if style != record.style)
-        restyled = await service.own_face(user.id, style=other)
-        assert restyled.data != kept.data and (await store.avatars.get(user.id)).style == other
-        sheet = image((await service.variations(user.id)).data)
-        assert sheet.size[0] > 2 * 256
-        with np.load(s.avatar_dir / str(user.id) / "variations.npz") as data:
-            assert data["latents"].shape == (4, service.renderer.code_dim)
-            assert len({row.tobytes() for row in data["latents"]}) == 4
-        morph = image((await service.morph(user.id, frames=3)).data)
-        assert morph.format == "GIF" and morph.n_frames == 4  # forward then back
+async def test_a_face_found_from_a_picture_is_offered_then_kept(liking: Liking) -> None:
+    service, store, folder = liking.service, liking.store, liking.settings.avatar_dir
+    found = await service.face_like(liking.user_id, a_picture("JPEG"))
+    face = image(found.data)
+    assert found.mime == "image/png" and face.format == "PNG" and face.size == (256, 256)
+    # Only the found latent is kept, as the one candidate: nothing of the picture itself.
+    written = [p.relative_to(folder) for p in folder.rglob("*") if p.is_file()]
+    assert written == [Path(str(liking.user_id), "variations.npz")]
+    assert await store.avatars.get(liking.user_id) is None
+    with pytest.raises(AvatarError, match="^pick a number from 1 to 1$"):
+        await service.keep_variation(liking.user_id, 2)
+    kept = await service.keep_variation(liking.user_id, 1)
+    assert kept.data == found.data and (await service.own_face(liking.user_id)).data == found.data
+    assert not [p for p in folder.rglob("*") if p.is_file()]
+
+
+async def test_a_found_face_restyles_varies_and_morphs_like_any_other(liking: Liking) -> None:
+    service, store = liking.service, liking.store
+    await service.face_like(liking.user_id, a_picture("PNG"))
+    kept = await service.keep_variation(liking.user_id, 1)
+    record = await store.avatars.get(liking.user_id)
+    assert len(record.latent) == 4 * service.renderer.code_dim  # a face code, not a z
+    other = next(style for style in service.styles() if style != record.style)
+    restyled = await service.own_face(liking.user_id, style=other)
+    assert restyled.data != kept.data and (await store.avatars.get(liking.user_id)).style == other
+    sheet = image((await service.variations(liking.user_id)).data)
+    assert sheet.size[0] > 2 * 256
+    with np.load(liking.settings.avatar_dir / str(liking.user_id) / "variations.npz") as data:
+        assert data["latents"].shape == (4, service.renderer.code_dim)
+        assert len({row.tobytes() for row in data["latents"]}) == 4
+    morph = image((await service.morph(liking.user_id, frames=3)).data)
+    assert morph.format == "GIF" and morph.n_frames == 4  # forward then back
 
 
 async def test_a_latent_of_another_model_is_replaced_by_a_new_face(face_settings: Settings) -> None:

@@ -60,3 +60,12 @@ def test_shipped_upscaler_beats_bicubic_on_held_out_renders(tmp_path: Path) -> N
     small, large = pairs(styles, 24, seed=97, cache=tmp_path)
     learned, plain = score(load_upscaler(BUNDLED_UPSCALER), small, large), score(bicubic, small, large)
     assert learned["psnr_db"] > plain["psnr_db"] + 1.0 and learned["ssim"] > plain["ssim"]
+
+
+def test_the_bots_upscale_agrees_with_the_fp32_pass() -> None:
+    torch.manual_seed(0)
+    net = Upscaler(UpscalerConfig(channels=8, layers=2)).eval()
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    with torch.inference_mode():
+        fast, exact = net.upscale(x), net(x)
+    assert fast.dtype == torch.float32 and (fast - exact).abs().max() < 4 / 127.5

@@ -91,6 +91,25 @@ def test_import_of_a_file_it_refuses_exits_non_zero_with_one_line(tmp_path: Path
     assert done.returncode == 0 and "Imported" in done.stdout and not done.stderr, done.stderr
 
 
+def test_avatar_like_finds_a_face_keeps_it_and_refuses_what_is_no_picture(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from avatar.faces import render_face
+
+    Image.fromarray(render_face("lorelei", "cli-picture", 128)).save(tmp_path / "me.jpg")
+    (tmp_path / "notes.txt").write_text("not a picture")
+    found = twinbot("avatar", "--user", "ana", "--like", "me.jpg", "--out", "found.png", cwd=tmp_path)
+    assert found.returncode == 0, found.stderr
+    assert Image.open(tmp_path / "found.png").size == (256, 256)
+    kept = twinbot("avatar", "--user", "ana", "--keep", "1", "--out", "kept.png", cwd=tmp_path)
+    assert kept.returncode == 0, kept.stderr
+    assert (tmp_path / "kept.png").read_bytes() == (tmp_path / "found.png").read_bytes()
+    assert_one_line_error(twinbot("avatar", "--user", "ana", "--like", "notes.txt", "--out", "x.png", cwd=tmp_path),
+                          "not a picture")
+    assert_one_line_error(twinbot("avatar", "--user", "ana", "--keep", "1", "--out", "x.png", cwd=tmp_path),
+                          "nothing to pick from")
+
+
 def test_usage_errors_come_from_argparse(tmp_path: Path) -> None:
     result = twinbot("consent", "--user", "ana", "maybe", cwd=tmp_path)
     assert result.returncode == 2 and "invalid choice" in result.stderr
