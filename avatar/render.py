@@ -35,7 +35,8 @@ def to_images(batch: torch.Tensor) -> list[Image.Image]:
 
 
 def upscale(image: Image.Image, style: str, size: int = DISPLAY_SIZE) -> Image.Image:
-    """Display size: nearest neighbour keeps pixel art crisp; Lanczos smooths the drawn styles."""
+    """A resize to display size where the learned upscaler is not used (pixel art, which nearest
+    neighbour keeps crisp; sizes other than its 256 px; no upscaler loaded): Lanczos otherwise."""
     method = Image.Resampling.NEAREST if style in PIXEL_STYLES else Image.Resampling.LANCZOS
     return image.resize((size, size), method)
 

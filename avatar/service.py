@@ -155,8 +155,9 @@ class AvatarService:
         kept = self._renderer().from_bytes(record.latent) if record is not None and not renew else None
         if record is not None and kept is not None:
             latent = kept
-            if style is None or style == record.style:
+            if record.style in self._renderer().styles and style in (None, record.style):
                 return latent, record.style
+            # Another style asked for, or the kept one is no longer offered (dropped from the model).
             chosen = self._style(style, np.random.default_rng())
         else:
             seed = secrets.randbits(32)

@@ -171,6 +171,18 @@ async def test_a_latent_of_another_model_is_replaced_by_a_new_face(face_settings
         assert len((await store.avatars.get(user.id)).latent) == 4 * service.renderer.nz
 
 
+async def test_a_face_kept_in_a_style_no_longer_offered_gets_an_offered_one(face_settings: Settings) -> None:
+    async with open_store(face_settings.db_path) as store:
+        user = await store.users.get_or_create("console", "ana", "Ana")
+        service = AvatarService(face_settings, store)
+        await service.start()
+        latent = service.renderer.latent(5)
+        await store.avatars.put(user.id, "thumbs", latent.tobytes(), "older-model")
+        assert image((await service.own_face(user.id)).data).size == (256, 256)
+        record = await store.avatars.get(user.id)
+        assert record.style in service.styles() and record.latent == latent.tobytes()
+
+
 async def test_a_picture_is_refused_with_the_reason_and_without_an_encoder(face_settings: Settings,
                                                                            tiny_encoder_weights: Path) -> None:
     async with open_store(face_settings.db_path) as store:
