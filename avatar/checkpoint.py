@@ -52,7 +52,7 @@ def _save(path: Path, fmt: str, module: nn.Module, config: dict, styles: tuple[s
 
 
 def _load(path: Path, fmt: str, what: str, build: Callable[[dict], M]) -> tuple[M, dict]:
-    """(the module in eval mode and fp32, the file's whole dict), or WeightsError naming the file."""
+    """(the module in eval mode, fp32 and frozen, the file's whole dict), or WeightsError naming the file."""
     if not path.is_file():
         raise WeightsError(f"{what} weights not found: {path}")
     try:
@@ -66,7 +66,7 @@ def _load(path: Path, fmt: str, what: str, build: Callable[[dict], M]) -> tuple[
         module.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in data["state_dict"].items()})
     except Exception as exc:
         raise WeightsError(f"{what} weights do not fit the model: {path} ({exc})") from None
-    return module.eval(), data
+    return module.eval().requires_grad_(False), data  # loaded weights are only read, never trained
 
 
 def save_generator(path: Path, generator: Generator, styles: tuple[str, ...], meta: dict) -> None:

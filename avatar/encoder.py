@@ -60,15 +60,13 @@ class FoundFace:
 
 def find_face(generator: Generator, encoder: FaceEncoder, target: torch.Tensor, steps: int = 40,
               lr: float = 0.2) -> FoundFace:
-    """The (code, style) whose face looks most like `target` (1, 3, 64, 64) in [-1, 1]."""
+    """The (code, style) whose face looks most like `target` (1, 3, 64, 64) in [-1, 1]. The generator
+    is only read: loaded weights are frozen (`avatar.checkpoint`), so no gradient lands on them."""
     with torch.no_grad():
         z, logits = encoder(target)
         style = logits.argmax(1)
         code = generator.code(z)
     if steps:
-        frozen = [p for p in generator.parameters() if p.requires_grad]
-        for p in frozen:
-            p.requires_grad_(False)
         code.requires_grad_(True)
         opt = torch.optim.Adam([code], lr=lr)
         for _ in range(steps):
@@ -77,8 +75,6 @@ def find_face(generator: Generator, encoder: FaceEncoder, target: torch.Tensor, 
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        for p in frozen:
-            p.requires_grad_(True)
     with torch.no_grad():
         score = float(ssim(generator.draw(code, style), target)[0])
     return FoundFace(code.detach()[0], int(style[0]), score)

@@ -15,6 +15,7 @@ from PIL import Image, ImageOps
 
 from avatar.checkpoint import LoadedEncoder, LoadedGenerator
 from avatar.encoder import find_face
+from avatar.quality import to_tensor
 
 INPUT_SIZE = 64
 REFINE_STEPS = 40
@@ -35,7 +36,7 @@ def face_input(picture: Image.Image) -> torch.Tensor:
     canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
     canvas.alpha_composite(rgba)
     square = ImageOps.fit(canvas.convert("RGB"), (INPUT_SIZE, INPUT_SIZE), Image.Resampling.LANCZOS)
-    return torch.from_numpy(np.asarray(square, dtype=np.float32).copy()).permute(2, 0, 1)[None].div(127.5).sub(1)
+    return to_tensor(np.array(square)[None])
 
 
 class FaceFinder:

@@ -41,9 +41,7 @@ def train(generator_path: Path, images: int, minutes: float, out: Path, *, width
           steps: int | None = None, progress: bool = True, init: Path | None = None) -> dict:
     torch.manual_seed(seed)
     loaded = load_generator(generator_path)
-    g = loaded.generator.eval()
-    for p in g.parameters():
-        p.requires_grad_(False)
+    g = loaded.generator  # frozen by load_generator
     data, labels = build_faces(loaded.styles, images, seed=seed, cache_dir=cache or out / "cache")
     real_all, label_all = to_tensor(data), torch.from_numpy(labels).long()
     encoder = FaceEncoder(EncoderConfig(n_styles=len(loaded.styles), nz=g.cfg.nz, width=width))

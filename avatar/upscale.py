@@ -9,6 +9,7 @@ a bicubic upscale, which it only has to sharpen. Trained on DiceBear renders of 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import cache
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +27,7 @@ class UpscalerConfig:
         return asdict(self)
 
 
+@cache
 def bf16_is_native() -> bool:
     """Whether this CPU computes bf16 in hardware (AVX-512 BF16 or AMX); elsewhere it is emulated, slower."""
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")

@@ -67,15 +67,11 @@ class StyleNet(nn.Module):
         return self.head(self.features(x))
 
 
-def as_input(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1)
-
-
 def train_classifier(images: np.ndarray, labels: np.ndarray, n_styles: int) -> StyleNet:
     torch.manual_seed(0)
     net = StyleNet(n_styles)
     opt = torch.optim.Adam(net.parameters(), lr=2e-3)
-    x, y = as_input(images), torch.from_numpy(labels).long()
+    x, y = to_tensor(images), torch.from_numpy(labels).long()
     for step in range(CLASSIFIER_STEPS):
         idx = torch.randint(len(x), (64,))
         loss = nn.functional.cross_entropy(net(x[idx]), y[idx])
@@ -154,8 +150,8 @@ def main() -> None:
     real_b, labels_b = build_faces(styles, args.n, seed=13, cache_dir=args.cache)
     net = train_classifier(train_x, train_y, len(styles))
     with torch.inference_mode():
-        accuracy = float((net(as_input(real_b)).argmax(1).numpy() == labels_b).mean())
-    reference = features(net, as_input(real_a))
+        accuracy = float((net(to_tensor(real_b)).argmax(1).numpy() == labels_b).mean())
+    reference = features(net, to_tensor(real_a))
     untrained = Generator(loaded.generator.cfg)
     standing_stats(untrained)
     report = {
@@ -170,7 +166,7 @@ def main() -> None:
         "inversion_psnr_db": inversion["psnr_db"],
         "inversion_ssim": inversion["ssim"],
         "fid": round(frechet(reference, features(net, generated(loaded.generator, labels, 1))), 3),
-        "fid_real_floor": round(frechet(reference, features(net, as_input(real_b))), 3),
+        "fid_real_floor": round(frechet(reference, features(net, to_tensor(real_b))), 3),
         "fid_untrained": round(frechet(reference, features(net, generated(untrained, labels, 1))), 3),
         "feature_net": f"style classifier, {CLASSIFIER_STEPS} steps on {args.n} rendered faces",
         "feature_net_accuracy": round(accuracy, 3),
