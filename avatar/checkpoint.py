@@ -66,6 +66,9 @@ def _load(path: Path, fmt: str, what: str, build: Callable[[dict], M]) -> tuple[
         module.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in data["state_dict"].items()})
     except Exception as exc:
         raise WeightsError(f"{what} weights do not fit the model: {path} ({exc})") from None
+    # Channels-last: in bf16, oneDNN otherwise reorders every convolution's input and output, which
+    # was most of the upscaler's time and a third of the generator's (docs/benchmarks.md).
+    module.to(memory_format=torch.channels_last)
     return module.eval().requires_grad_(False), data  # loaded weights are only read, never trained
 
 
