@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from persona.prompt import Turn
-from persona.serving.service import normalised
+from persona.serving.service import echoes, normalised
 
 WINDOW = 5
 """Held-out lines of one speaker attributed together: a per-author language model needs more than
@@ -90,6 +90,11 @@ class Answer:
     context: tuple[Turn, ...]
     real: str
     twin: str
+
+
+def echoed(answer: Answer, reply: str) -> bool:
+    """Whether `reply` to the answer's context says a run of a chat line's words back (service.echoes)."""
+    return echoes(reply, [turn.text for turn in answer.context])
 
 
 def sample(answer: Answer) -> dict:

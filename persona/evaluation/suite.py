@@ -54,7 +54,7 @@ from persona.evaluation.classifier import ReferenceClassifier
 from persona.evaluation.options import add_eval_arguments
 from persona.evaluation.replies import Answer, reply_text, write_samples
 from persona.retrieval import reply_examples, with_recalled_lines
-from persona.serving.service import PROMPT_TOKENS, ReplyRequest, TwinError, TwinService
+from persona.serving.service import ECHO_WORDS, PROMPT_TOKENS, ReplyRequest, TwinError, TwinService
 from persona.training.trainer import base_train_config
 from persona_store import NewMessage, Store, StoredMessage, User, open_store
 from twinbot.settings import Settings, SettingsError, load_settings
@@ -347,6 +347,8 @@ def reply_measures(lines: list[Line], splits: list[Split], replies: Replies, ref
         "reply_relevance_twin": round(relevance[0], 4), "reply_relevance_real": round(relevance[1], 4),
         "reply_copy_share": round(measures.share(measures.copied(a.twin, stored[a.owner]) for a in answers), 4),
         "reply_assistant_share": round(measures.share(sounds_like_assistant(a.twin) for a in answers), 4),
+        "reply_echo_share_twin": round(measures.share(measures.echoed(a, a.twin) for a in answers), 4),
+        "reply_echo_share_real": round(measures.share(measures.echoed(a, a.real) for a in answers), 4),
         "reply_p50_s": round(statistics.median(replies.lone_seconds), 3) if replies.lone_seconds else None,
         "reply_failures": sum(not a.twin for a in answers), "reply_seconds": round(replies.seconds, 1),
         "reply_largest_batch": replies.largest_batch,
@@ -471,6 +473,8 @@ def table(report: dict) -> str:
              f"real {report['reply_relevance_real']:+.3f}",
              f"copies of a stored line {report['reply_copy_share']:.1%}; in an assistant's voice "
              f"{report['reply_assistant_share']:.1%}; no reply {report['reply_failures']}",
+             f"saying back {ECHO_WORDS} words of the chat in a row: twin {report['reply_echo_share_twin']:.1%}, "
+             f"real {report['reply_echo_share_real']:.1%}",
              f"training: {report['train_seconds']} s, {report['train_tokens_per_s']} tokens/s; "
              f"replying: {report['reply_seconds']} s; scoring: {report['score_seconds']} s"]
     return "\n".join(rows)

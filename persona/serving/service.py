@@ -11,6 +11,7 @@ import asyncio
 import logging
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,11 +92,30 @@ def normalised(text: str) -> str:
     return " ".join(text.replace("\u2019", "'").casefold().split())
 
 
-def acceptable(text: str, recalled: list[str], chat: list[str] = ()) -> bool:
-    """A reply worth sending: something said, not in the assistant's voice, not a recalled line or a
-    line of the chat parroted back (blind readers spotted twins by such echoes)."""
+ECHO_WORDS = 3
+"""A reply sharing this many consecutive words with a line of the chat repeats it: blind readers named
+such echoes (a phrase said back, the question asked back) as what gave twins away most often, and
+real replies do it far less often than twins' draws did (docs/benchmarks.md)."""
+_WORD = re.compile(r"[\w']+")
+
+
+def _word_runs(text: str, size: int) -> set[tuple[str, ...]]:
+    words = _WORD.findall(normalised(text))
+    return {tuple(words[i: i + size]) for i in range(len(words) - size + 1)}
+
+
+def echoes(text: str, chat: Sequence[str], size: int = ECHO_WORDS) -> bool:
+    """Whether `text` repeats `size` or more consecutive words of one of the chat's lines."""
+    runs = _word_runs(text, size)
+    return bool(runs) and any(runs & _word_runs(line, size) for line in chat)
+
+
+def acceptable(text: str, recalled: list[str], chat: Sequence[str] = ()) -> bool:
+    """A reply worth sending: something said, not in the assistant's voice, not a recalled line
+    parroted, not a line of the chat or a run of its words said back (`echoes`)."""
     seen = {normalised(line) for line in (*recalled, *chat)}
-    return bool(text) and not sounds_like_assistant(text) and normalised(text) not in seen
+    return (bool(text) and not sounds_like_assistant(text) and normalised(text) not in seen
+            and not echoes(text, chat))
 
 
 class TwinService:

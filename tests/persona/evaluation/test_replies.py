@@ -114,6 +114,12 @@ def test_lines_attributed_in_windows_of_five_add_up_their_scores() -> None:
     assert summed == [[-3.0, -1.0], [-1.0, -3.0]] and attribute(summed) == [0, 1]
 
 
+def test_an_echo_counts_against_the_lines_of_its_own_context_only() -> None:
+    answer = Answer(0, "Ann", (Turn("Bob", "did you see the game last night", False),), "nope, busy", "the game last night was wild")
+    assert replies.echoed(answer, answer.twin) and not replies.echoed(answer, answer.real)
+    assert not replies.echoed(Answer(0, "Ann", (), "", ""), "the game last night")
+
+
 def test_the_samples_file_has_one_line_per_reply_with_its_context(tmp_path: Path) -> None:
     context = (Turn("Bob", "you up?", False), Turn("Ann", "hm", True))
     answers = [Answer(0, "Ann", context, "yes, why", "yeah \U0001f600"), Answer(1, "Bob", (), "first!", "hello")]

@@ -45,7 +45,8 @@ def test_eval_reports_and_tells_distinct_voices_apart(settings: Settings, tiny_m
     assert report["attribution_accuracy_window5"] in {n / 6 for n in range(7)}
     assert report["reply_style_real"] == report["attribution_reference_line"]
     assert report["reply_words_median_real"] == 4  # the real lines: 2 to 4 words each
-    for key in ("reply_cap_share", "reply_style_twin", "reply_copy_share", "reply_assistant_share"):
+    for key in ("reply_cap_share", "reply_style_twin", "reply_copy_share", "reply_assistant_share",
+                "reply_echo_share_twin", "reply_echo_share_real"):
         assert 0 <= report[key] <= 1, key
     assert report["reply_words_median_twin"] >= 0 and report["reply_p50_s"] > 0
     assert all(math.isfinite(report[key]) for key in ("reply_relevance_twin", "reply_relevance_real"))

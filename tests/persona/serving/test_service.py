@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from persona.serving.service import (
-    ReplyLength, ReplyRequest, TwinError, TwinService, acceptable, clean_reply, reply_length,
+    ReplyLength, ReplyRequest, TwinError, TwinService, acceptable, clean_reply, echoes, reply_length,
 )
 from persona_store import NewMessage, Store
 from twinbot.settings import Settings
@@ -32,6 +32,17 @@ def test_acceptable_replies_are_not_assistant_talk_nor_a_recalled_line() -> None
     assert not acceptable("As an AI, I don't have weekends", recalled)
     assert not acceptable("sabotage.", recalled, ["Sabotage.", "who did this?"])  # a line of the chat echoed
     assert acceptable("sabotage? by who", recalled, ["Sabotage."])
+
+
+def test_a_reply_saying_three_words_of_the_chat_back_is_an_echo() -> None:
+    chat = ["Where would you go, if you could go anywhere?", "it\u2019s getting late and my brain is mush"]
+    assert echoes("Hmm where would you go?", chat)  # the question asked back
+    assert echoes("It's getting late for me too", chat)  # curly and straight apostrophes alike
+    assert not echoes("Paris, for the food", chat)
+    assert not echoes("would you", chat)  # two words are not a run
+    assert not echoes("late brain mush", chat)  # the words, not in a row
+    assert not acceptable("Where would you go though", [], chat)
+    assert acceptable("Paris, for the food", [], chat)
 
 
 async def test_service_prompt_uses_the_owners_own_similar_lines_but_not_dm_ones_in_groups(
