@@ -49,26 +49,25 @@ def _cubic(t: float, a: float = -0.75) -> float:
 
 
 @cache
-def _bicubic_taps() -> torch.Tensor:
-    """(SCALE, 5): the weights of input pixels i-2..i+2 for each of the SCALE output pixels that
-    input pixel i becomes, as `F.interpolate(..., mode="bicubic", align_corners=False)` weighs them
-    (output pixel SCALE*i + j samples the input at i + (j + 0.5) / SCALE - 0.5)."""
+def _bicubic_kernel() -> torch.Tensor:
+    """(SCALE², 1, 5, 5): the weights of input pixels i-2..i+2 (each way) for each of the SCALE²
+    output pixels that input pixel i becomes, as `F.interpolate(..., mode="bicubic",
+    align_corners=False)` weighs them (output pixel SCALE*i + j samples the input at
+    i + (j + 0.5) / SCALE - 0.5)."""
     taps = torch.zeros(SCALE, 5, dtype=torch.float64)
     for j in range(SCALE):
         where = (j + 0.5) / SCALE - 0.5
         for k in range(-2, 3):
             taps[j, k + 2] = _cubic(where - k)
-    return taps
+    return (taps[:, None, :, None] * taps[None, :, None, :]).reshape(SCALE * SCALE, 1, 5, 5)
 
 
 def bicubic_subpixels(images: torch.Tensor) -> torch.Tensor:
     """(N, 3, H, W) -> (N, 3·SCALE², H, W): a bicubic upscale laid out as PixelShuffle's input, one
     5×5 depthwise convolution at the small size (borders repeated, as interpolate clamps them).
     Interpolating at the large size cost as much as the whole network on one core."""
-    taps = _bicubic_taps()
-    kernel = (taps[:, None, :, None] * taps[None, :, None, :]).reshape(SCALE * SCALE, 1, 5, 5)
     channels = images.shape[1]
-    weight = kernel.repeat(channels, 1, 1, 1).to(images.dtype)
+    weight = _bicubic_kernel().repeat(channels, 1, 1, 1).to(images.dtype)
     return F.conv2d(F.pad(images, (2, 2, 2, 2), mode="replicate"), weight, groups=channels)
 
 
