@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     adapter_cache_size: int = Field(default=8, ge=1, le=1024)
     max_new_tokens: int = Field(default=60, ge=1, le=512)
     retrieval_examples: int = Field(default=4, ge=0, le=32)
+    adapter_strength: float = Field(default=1.5, ge=0, le=4)
+    """How strongly replies use a twin's adapter: above 1 amplifies the owner's voice over the shared
+    base's (docs/benchmarks.md: 1.5 against 1.0)."""
     batch_window_ms: float = Field(default=15.0, ge=0, le=1000)
     max_batch_size: int = Field(default=8, ge=1, le=64)
 

@@ -102,8 +102,10 @@ class InferenceWorker:
     """Owns the model on a dedicated thread; `generate` is awaitable from the event loop."""
 
     def __init__(self, load: Callable[[], tuple[PreTrainedModel, PreTrainedTokenizerBase]], *, threads: int,
-                 cache_size: int, batch_window_s: float, max_batch: int, max_pending: int = 64) -> None:
+                 cache_size: int, batch_window_s: float, max_batch: int, max_pending: int = 64,
+                 adapter_strength: float = 1.0) -> None:
         self._load = load
+        self.adapter_strength = adapter_strength
         self.threads = threads
         self.cache_size = cache_size
         self.batch_window_s = batch_window_s
@@ -125,7 +127,8 @@ class InferenceWorker:
         """The serving worker as the settings describe it (MODEL_DTYPE, threads, LRU size, batching)."""
         return cls(lambda: load_base_model(settings), threads=settings.inference_threads,
                    cache_size=settings.adapter_cache_size, batch_window_s=settings.batch_window_ms / 1000,
-                   max_batch=settings.max_batch_size, max_pending=settings.max_pending_replies)
+                   max_batch=settings.max_batch_size, max_pending=settings.max_pending_replies,
+                   adapter_strength=settings.adapter_strength)
 
     async def start(self) -> None:
         """Start the thread and wait until the model is loaded (errors surface here)."""
@@ -176,7 +179,7 @@ class InferenceWorker:
             model, self.tokenizer = self._load()
             make_foldable(model, LORA_TARGETS)
             self.model = model.eval()
-            self._adapters = ServedAdapters(model)
+            self._adapters = ServedAdapters(model, self.adapter_strength)
         except BaseException as exc:
             self._ready.set_exception(exc)
             return

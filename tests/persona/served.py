@@ -38,11 +38,12 @@ def save_random_adapters(tiny_model_dir: Path, root: Path) -> dict[str, Path]:
     return dirs
 
 
-def served_model(tiny_model_dir: Path, dtype: str, adapter_dirs: dict[str, Path]) -> tuple[nn.Module, ServedAdapters]:
+def served_model(tiny_model_dir: Path, dtype: str, adapter_dirs: dict[str, Path],
+                 strength: float = 1.0) -> tuple[nn.Module, ServedAdapters]:
     """The tiny Llama prepared as the inference worker prepares its base, both adapters loaded."""
     model = load(tiny_model_dir, dtype)
     make_foldable(model, LORA_TARGETS)
-    served = ServedAdapters(model)
+    served = ServedAdapters(model, strength)
     for name, path in adapter_dirs.items():
         served.load_adapter(name, path)
     return model, served

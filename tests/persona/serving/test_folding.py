@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from peft import PeftModel, get_peft_model
+from peft.tuners.lora import LoraLayer
 from torch import nn
 from transformers import AutoModelForCausalLM
 
@@ -59,6 +60,33 @@ def test_served_adapters_compute_what_peft_does(tiny_model_dir: Path, adapter_di
         assert (got - want).abs().max() < tolerance * max(1.0, float(want.abs().max()))
         assert torch.equal(model(ids).logits.float(), plain)  # the mix ends with its batch
     assert torch.equal(q.weight, pristine)
+
+
+def test_strength_scales_the_adapters_term_folded_and_mixed(tiny_model_dir: Path,
+                                                            adapter_dirs: dict[str, Path]) -> None:
+    model, served = served_model(tiny_model_dir, "float32", adapter_dirs, strength=2.5)
+    reference = PeftModel.from_pretrained(load(tiny_model_dir, "float32"), adapter_dirs["one"], adapter_name="one")
+    for module in reference.modules():
+        if isinstance(module, LoraLayer):
+            module.scale_layer(2.5)
+    torch.manual_seed(0)
+    ids = torch.randint(10, 1000, (2, 6))
+    with torch.inference_mode():
+        plain = model(ids).logits
+        once = peft_logits(tiny_model_dir, "float32", adapter_dirs, ids, ["one"] * 2)
+        want = reference(ids).logits
+        served.set_adapter("one")
+        folded = model(ids).logits
+        served.set_adapter(None)
+        with served.mixed(["one", None]):
+            mixed = model(ids).logits
+    assert (want - once).abs().max() > 0.1  # stronger is not the same as as-trained
+    assert torch.allclose(folded, want, atol=1e-4) and torch.allclose(mixed[0], want[0], atol=1e-4)
+    assert torch.allclose(mixed[1], plain[1], atol=1e-5)
+    zero, served_zero = served_model(tiny_model_dir, "float32", adapter_dirs, strength=0.0)
+    with torch.inference_mode():
+        served_zero.set_adapter("one")
+        assert torch.allclose(zero(ids).logits, plain, atol=1e-5)
 
 
 def test_forgetting_the_adapter_in_use_serves_the_base_again(tiny_model_dir: Path,
