@@ -79,7 +79,7 @@ def make_foldable(model: nn.Module, targets: tuple[str, ...]) -> None:
 class ServedAdapters:
     """The adapters loaded into a serving model (after `make_foldable`), and which of them it serves.
 
-    `use(name)` serves one adapter folded in (its folds made on first use); `mixed(names)` serves
+    `set_adapter(name)` serves one adapter folded in (its folds made on first use); `mixed(names)` serves
     row i with adapter names[i] (None: the base) for the duration of a batch. Every adapter's
     low-rank term is served `strength` times as strong as trained: above 1 it amplifies what the twin
     learned from its owner over the shared base, as CoPe's persona-contrastive decoding does with a
