@@ -2,9 +2,10 @@
 
 `python bench/blind_sheet.py sheet SAMPLES.jsonl OUT_DIR [--pairs 40] [--seed 0]` writes
 `OUT_DIR/sheet.md` (for a reader: the chat so far, then messages A and B, one the real next
-message, one the twin's, shuffled), `OUT_DIR/key.json` (which is real) and `OUT_DIR/side_by_side.md`
-(the same pairs unshuffled, for people to read). Pairs never share a chat, and every speaker gets
-its share. `python bench/blind_sheet.py score OUT_DIR/key.json ANSWERS` prints how often readers
+message, one the twin's, shuffled; a burst shows its messages one under the other),
+`OUT_DIR/key.json` (which is real) and `OUT_DIR/side_by_side.md` (the same pairs unshuffled, for
+people to read; a burst's messages joined by " / "). Pairs never share a chat, and every speaker
+gets its share. `python bench/blind_sheet.py score OUT_DIR/key.json ANSWERS` prints how often readers
 took the twin for the real one; ANSWERS holds one "N: A" or "N: B" per line (the reader's pick).
 """
 
@@ -34,7 +35,7 @@ def pick_pairs(samples: list[dict], count: int, seed: int) -> list[dict]:
         for speaker in sorted(by_speaker):
             while by_speaker[speaker]:
                 item = by_speaker[speaker].pop()
-                lines = {*item["context"], f"{item['speaker']}: {item['real']}"}
+                lines = {*item["context"], *(f"{item['speaker']}: {real}" for real in item["real"].splitlines())}
                 if not lines & shown:
                     shown |= lines
                     chosen.append(item)
@@ -42,6 +43,11 @@ def pick_pairs(samples: list[dict], count: int, seed: int) -> list[dict]:
             if len(chosen) == count:
                 break
     return chosen
+
+
+def shown(reply: str) -> str:
+    """A reply as a reader sees it: a burst's messages one under the other."""
+    return reply.replace("\n", "\n   ")
 
 
 def write_sheet(samples: Path, out: Path, count: int, seed: int) -> int:
@@ -54,8 +60,9 @@ def write_sheet(samples: Path, out: Path, count: int, seed: int) -> int:
         a, b = (item["real"], item["twin"]) if real_first else (item["twin"], item["real"])
         key[str(n)] = "A" if real_first else "B"
         chat = "\n".join(f"> {line}" for line in item["context"])
-        sheet.append(f"## {n}. The next message is from {item['speaker']}\n\n{chat}\n\nA: {a}\n\nB: {b}\n")
-        side.append(f"## {n}. {item['speaker']}\n\n{chat}\n\n- real: {item['real']}\n- twin: {item['twin']}\n")
+        sheet.append(f"## {n}. The next message is from {item['speaker']}\n\n{chat}\n\nA: {shown(a)}\n\nB: {shown(b)}\n")
+        side.append(f"## {n}. {item['speaker']}\n\n{chat}\n\n- real: {' / '.join(item['real'].splitlines())}\n"
+                    f"- twin: {' / '.join(item['twin'].splitlines())}\n")
     (out / "sheet.md").write_text("\n".join(sheet))
     (out / "side_by_side.md").write_text("\n".join(side))
     (out / "key.json").write_text(json.dumps(key, indent=1) + "\n")

@@ -32,7 +32,7 @@ from transformers import PreTrainedTokenizerBase
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.shared import in_child, percentile, random_adapters, rss_mb  # noqa: E402
-from persona.serving.decoding import decode  # noqa: E402
+from persona.serving.decoding import RowPlan, decode  # noqa: E402
 from persona.serving.folding import ServedAdapters, make_foldable  # noqa: E402
 from persona.serving.worker import AdapterRef, InferenceWorker, Sampling  # noqa: E402
 from persona.model import LORA_TARGETS, load_base_model, model_source  # noqa: E402
@@ -60,7 +60,7 @@ def decode_tok_s(settings: Settings, model_dtype: str, prompt: list[int], runs: 
     with torch.inference_mode():
         for _ in range(runs + 1):
             started = time.perf_counter()
-            decode(model, ids, torch.ones_like(ids), NEW_TOKENS, GREEDY, [], tokenizer.eos_token_id)
+            decode(model, ids, torch.ones_like(ids), [RowPlan(NEW_TOKENS)], GREEDY, [], tokenizer.eos_token_id)
             rates.append(NEW_TOKENS / (time.perf_counter() - started))
     return round(statistics.median(rates[1:]), 1)  # the first run pays one-off costs
 
@@ -106,7 +106,7 @@ async def reply_latencies(settings: Settings, prompts: dict[str, list[int]], ada
     for _ in range(replies):
         for name, prompt in prompts.items():
             started = time.perf_counter()
-            text = await worker.generate(prompt, ref, NEW_TOKENS, FORCED)
+            (text,) = await worker.generate(prompt, ref, NEW_TOKENS, FORCED)  # one message, as before bursts
             times[name].append(time.perf_counter() - started)
             lengths[name].append(len(worker.tokenizer(text, add_special_tokens=False)["input_ids"]))
     memory = rss_mb()

@@ -57,7 +57,7 @@ async def instant_replies(settings: Settings) -> list[str]:
             service = TwinService(settings, store)
             await service.start()
             try:
-                return [await service.reply(ReplyRequest(owner, "Alex", text, [], "console", "c", False))
+                return ["\n".join(await service.reply(ReplyRequest(owner, "Alex", text, [], "console", "c", False)))
                         for text in MESSAGES]
             finally:
                 await service.close()

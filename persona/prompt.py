@@ -113,6 +113,13 @@ def continue_training_ids(tokenizer: PreTrainedTokenizerBase, sequence: tuple[li
     return [*ids, *between, *answer], [*labels, *[-100] * len(between), *answer]
 
 
+def between_messages(tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """What follows the end of an owner's message when the owner sends another one straight after (a
+    burst): the newline and the owner's next header, as consecutive owner lines are in training."""
+    enc = _encoder(tokenizer)
+    return [*enc.newline, *enc.header("assistant")]
+
+
 def build_reply_scoring_ids(tokenizer: PreTrainedTokenizerBase, owner_name: str, context: list[Turn], target: str,
                             examples: list[str], prompt_tokens: int) -> tuple[list[int], list[int]]:
     """(input_ids, labels) of `target` as the reply to exactly the prompt a twin's reply starts from."""

@@ -179,6 +179,20 @@ class Messages:
         )
         return [row[0] for row in rows]
 
+    async def what_followed_own(self, owner_id: int, limit: int) -> list[tuple[bool, float]]:
+        """For each of the owner's `limit` most recent own lines that something followed in its chat:
+        whether the next message kept there is the owner's too, and how many seconds after it came."""
+        rows = await self._db.fetchall(
+            "SELECT n.is_own, n.ts - o.ts FROM ("
+            " SELECT m.ts, (SELECT n.id FROM messages n WHERE n.owner_id = m.owner_id AND n.platform = m.platform"
+            "  AND n.chat_id = m.chat_id AND (n.ts > m.ts OR (n.ts = m.ts AND n.id > m.id))"
+            "  ORDER BY n.ts, n.id LIMIT 1) AS next_id"
+            " FROM messages m WHERE m.owner_id = ? AND m.is_own = 1 ORDER BY m.ts DESC, m.id DESC LIMIT ?"
+            ") o JOIN messages n ON n.id = o.next_id",
+            (owner_id, limit),
+        )
+        return [(bool(row[0]), float(row[1])) for row in rows]
+
     async def counts(self, owner_id: int) -> tuple[int, int]:
         """(own messages, context messages) stored for the owner."""
         row = await self._db.fetchone(

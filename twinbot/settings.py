@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     inference_threads: int = Field(default=2, ge=1, le=64)
     adapter_cache_size: int = Field(default=8, ge=1, le=1024)
     max_new_tokens: int = Field(default=60, ge=1, le=512)
+    reply_messages: int = Field(default=3, ge=1, le=5)
+    """The most messages one twin reply may send in a row, when the twin's owner sends bursts."""
     retrieval_examples: int = Field(default=4, ge=0, le=32)
     adapter_strength: float = Field(default=1.5, ge=0, le=4)
     """How strongly replies use a twin's adapter: above 1 amplifies the owner's voice over the shared

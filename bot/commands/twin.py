@@ -74,18 +74,18 @@ async def talk(ctx: CommandContext, event: Event, owner: User, text: str, out: O
     with ctx.one_of("message to a twin", event, ctx.settings.max_pending_replies_per_user):
         async with out.typing():
             try:
-                answer = await twins.reply(request)
+                messages = await twins.reply(request)
             except TwinError as exc:
                 raise UserError(str(exc)) from exc
             except WorkerBusy as exc:
                 raise UserError(BUSY) from exc
-    sent = await out.send(
-        Reply(answer, speaker=Speaker(owner.id, owner.display_name, await twin_face(ctx, owner)), kind="twin")
-    )
-    if sent.message_id is not None:
-        ctx.twin_messages[(event.platform, event.chat_id, sent.message_id)] = owner.id
+    speaker = Speaker(owner.id, owner.display_name, await twin_face(ctx, owner))
     history.append(Turn(speaker=event.user_name, text=text, is_owner=speaker_is_owner))
-    history.append(Turn(speaker=owner.display_name, text=answer, is_owner=True))
+    for message in messages:  # a burst goes out as the owner sends one: message after message
+        sent = await out.send(Reply(message, speaker=speaker, kind="twin"))
+        if sent.message_id is not None:
+            ctx.twin_messages[(event.platform, event.chat_id, sent.message_id)] = owner.id
+        history.append(Turn(speaker=owner.display_name, text=message, is_owner=True))
     ctx.conversations[key] = history
 
 

@@ -21,11 +21,6 @@ WINDOW = 5
 the few tokens of one chat line to tell authors apart."""
 
 
-def reply_text(result: str | Sequence[str]) -> str:
-    """The reply as one text: TwinService.reply's message, or its messages (a burst) one per line."""
-    return result if isinstance(result, str) else "\n".join(result)
-
-
 def words(text: str) -> int:
     return len(text.split())
 
@@ -90,6 +85,11 @@ class Answer:
     context: tuple[Turn, ...]
     real: str
     twin: str
+    """The twin's first message: the measures compare it with `real`, one message with one."""
+    real_after: tuple[str, ...] = ()
+    """The owner's next lines when the real line opened a burst."""
+    twin_after: tuple[str, ...] = ()
+    """The twin's next messages when its reply was a burst."""
 
 
 def echoed(answer: Answer, reply: str) -> bool:
@@ -98,9 +98,10 @@ def echoed(answer: Answer, reply: str) -> bool:
 
 
 def sample(answer: Answer) -> dict:
-    """One line of the samples file, for people to read and to build blind tests from."""
+    """One line of the samples file, for people to read and to build blind tests from: a burst's
+    messages one per line, the real one's and the twin's alike."""
     return {"speaker": answer.speaker, "context": [f"{turn.speaker}: {turn.text}" for turn in answer.context],
-            "real": answer.real, "twin": answer.twin}
+            "real": "\n".join((answer.real, *answer.real_after)), "twin": "\n".join((answer.twin, *answer.twin_after))}
 
 
 def write_samples(path: Path, answers: Iterable[Answer]) -> None:

@@ -52,7 +52,7 @@ from persona.prompt import Turn, build_reply_scoring_ids
 from persona.evaluation import replies as measures
 from persona.evaluation.classifier import ReferenceClassifier
 from persona.evaluation.options import add_eval_arguments
-from persona.evaluation.replies import Answer, reply_text, write_samples
+from persona.evaluation.replies import Answer, write_samples
 from persona.retrieval import reply_examples, with_recalled_lines
 from persona.serving.service import ECHO_WORDS, PROMPT_TOKENS, ReplyRequest, TwinError, TwinService
 from persona.training.trainer import base_train_config
@@ -142,13 +142,15 @@ class Recalled:
 
 async def speaker_examples(store: Store, lines: list[Line], speaker: str, cfg: TrainConfig
                            ) -> tuple[int, list[Example]]:
-    """`speaker`'s usable lines put in `store` as their own imported messages, as /import keeps them:
-    their user id, and their training examples with the lines each recalls, as /train makes them."""
+    """The chats `speaker` writes in put in `store` as /import keeps an export of them (their usable
+    lines their own, the others' as context): their user id, and their training examples with the
+    lines each recalls, as /train makes them."""
     user = await store.users.get_or_create("corpus", speaker, speaker)
+    chats = {line.chat for line in lines if line.speaker == speaker}
     await store.messages.add_many([
-        NewMessage(user.id, "corpus", line.chat, str(line.index), line.speaker, True, float(line.index), line.text,
-                   source="import")
-        for line in lines if line.speaker == speaker and usable(line.text)
+        NewMessage(user.id, "corpus", line.chat, str(line.index), line.speaker, line.speaker == speaker,
+                   float(line.index), line.text, source="import")
+        for line in lines if line.chat in chats and usable(line.text)
     ])
     examples = build_examples(as_messages(lines, speaker))
     return user.id, await with_recalled_lines(store, user.id, examples, cfg.recalled_lines, cfg.recalled_chars)
@@ -254,6 +256,18 @@ def answers_someone(lines: list[Line], at: int, owner: str) -> bool:
     return bool(context) and not context[-1].is_owner
 
 
+def real_burst(lines: list[Line], at: int, messages: int) -> tuple[str, ...]:
+    """The lines that follow line `at` in its burst (its speaker's next lines in the chat before anyone
+    else speaks), as many as a twin's reply may add."""
+    after: list[str] = []
+    for line in lines[at + 1:]:
+        if len(after) == messages - 1 or line.chat != lines[at].chat or line.speaker != lines[at].speaker:
+            break
+        if usable(line.text):
+            after.append(line.text.strip())
+    return tuple(after)
+
+
 def reply_request(owner: User, lines: list[Line], at: int) -> tuple[ReplyRequest, Example]:
     """The chat message held-out line `at` answers, as TwinService gets one (the turns before it as its
     history), and the held-out example it comes from."""
@@ -283,10 +297,11 @@ async def twin_replies(settings: Settings, store_path: Path, lines: list[Line], 
             k, at = tests[i]
             request, example = reply_request(owners[k], lines, at)
             try:
-                text = reply_text(await service.reply(request))
+                messages = await service.reply(request)
             except TwinError:
-                text = ""
-            answers[i] = Answer(k, splits[k].speaker, example.context, example.target, text)
+                messages = [""]
+            answers[i] = Answer(k, splits[k].speaker, example.context, example.target, messages[0],
+                                real_burst(lines, at, settings.reply_messages), tuple(messages[1:]))
             bar.update()
 
         lone: list[float] = []
@@ -349,6 +364,8 @@ def reply_measures(lines: list[Line], splits: list[Split], replies: Replies, ref
         "reply_assistant_share": round(measures.share(sounds_like_assistant(a.twin) for a in answers), 4),
         "reply_echo_share_twin": round(measures.share(measures.echoed(a, a.twin) for a in answers), 4),
         "reply_echo_share_real": round(measures.share(measures.echoed(a, a.real) for a in answers), 4),
+        "reply_burst_share_twin": round(measures.share(bool(a.twin_after) for a in answers), 4),
+        "reply_burst_share_real": round(measures.share(bool(a.real_after) for a in answers), 4),
         "reply_p50_s": round(statistics.median(replies.lone_seconds), 3) if replies.lone_seconds else None,
         "reply_failures": sum(not a.twin for a in answers), "reply_seconds": round(replies.seconds, 1),
         "reply_largest_batch": replies.largest_batch,
@@ -475,6 +492,8 @@ def table(report: dict) -> str:
              f"{report['reply_assistant_share']:.1%}; no reply {report['reply_failures']}",
              f"saying back {ECHO_WORDS} words of the chat in a row: twin {report['reply_echo_share_twin']:.1%}, "
              f"real {report['reply_echo_share_real']:.1%}",
+             f"sent as a burst of 2 or more messages: twin {report['reply_burst_share_twin']:.1%}, "
+             f"real {report['reply_burst_share_real']:.1%}",
              f"training: {report['train_seconds']} s, {report['train_tokens_per_s']} tokens/s; "
              f"replying: {report['reply_seconds']} s; scoring: {report['score_seconds']} s"]
     return "\n".join(rows)

@@ -10,8 +10,11 @@ The repetition penalty counts only the reply's own tokens, never the prompt's an
 turn: the prompt holds the owner's recalled lines and ends every turn with the end-of-turn token,
 and penalising those made replies run on to the cap. A row's soft length (the owner's usual line
 length) makes ending the turn likelier with every token past it, so a twin writes as long as its
-owner does. The prompt runs through the model's forward; the one-token steps after it through
-`persona.serving.decoding_steps`.
+owner does. A reply may be a burst of short messages, as people send them: after each message a
+row goes on at its owner's own rate of bursts, and the model writes the next message (the model's
+own odds of the owner speaking again told real bursts from single lines no better than chance:
+docs/benchmarks.md). The prompt runs through the model's forward; the one-token steps after it
+through `persona.serving.decoding_steps`.
 """
 
 from __future__ import annotations
@@ -52,10 +55,11 @@ def candidates(logits: torch.Tensor, sampling: Sampling) -> tuple[torch.Tensor, 
     return ids, probs.masked_fill(before >= sampling.top_p, 0.0)
 
 
-def pushed_to_end(logits: torch.Tensor, stops: torch.Tensor, written: int, soft_lengths: torch.Tensor | None,
+def pushed_to_end(logits: torch.Tensor, stops: torch.Tensor, written: torch.Tensor, soft_lengths: torch.Tensor,
                   push: float) -> torch.Tensor:
-    """Logits with the end-of-turn tokens raised by `push` per token each row has written past its soft length."""
-    if soft_lengths is None or push == 0.0:
+    """Logits with the end-of-turn tokens raised by `push` per token each row has written (in its
+    current message) past its soft length."""
+    if push == 0.0:
         return logits
     over = (written - soft_lengths + 1).clamp(min=0).to(logits.dtype) * push
     logits = logits.clone()
@@ -72,38 +76,85 @@ def next_tokens(logits: torch.Tensor, seen: torch.Tensor, sampling: Sampling) ->
     return ids.gather(-1, torch.multinomial(probs, 1)).squeeze(-1)
 
 
-def decode(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, max_new_tokens: int,
-           sampling: Sampling, stop_ids: list[int], pad_id: int, soft_lengths: list[int] | None = None
-           ) -> list[list[int]]:
-    """Up to `max_new_tokens` new ids per row (left-padded `ids`/`mask`), each row cut before its stop token.
+@dataclass(frozen=True, slots=True)
+class RowPlan:
+    """What one row may write: up to `max_new_tokens` a message, pushed to end past `soft_length`, and
+    up to `messages` messages in a row (a burst), each next one with probability `go_on`."""
 
-    `soft_lengths` (tokens, per row) is where each row's end of turn starts being pushed.
+    max_new_tokens: int
+    soft_length: int | None = None
+    messages: int = 1
+    go_on: float = 0.0
+
+
+def goes_on(rate: float, do_sample: bool) -> bool:
+    """Whether a row sends another message: drawn at its owner's rate; without sampling, when likelier than not."""
+    return bool(torch.rand(()) < rate) if do_sample else rate >= 0.5
+
+
+class _Row:
+    """One row's messages so far, and the tokens between two messages still to feed."""
+
+    def __init__(self, plan: RowPlan) -> None:
+        self.plan = plan
+        self.messages: list[list[int]] = [[]]
+        self.forced: list[int] = []
+        self.done = False
+
+    @property
+    def written(self) -> int:
+        return len(self.messages[-1])
+
+
+def decode(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, plans: list[RowPlan], sampling: Sampling,
+           stop_ids: list[int], pad_id: int, between: list[int] | None = None) -> list[list[list[int]]]:
+    """Each row's messages (token ids, without stop tokens) for left-padded `ids`/`mask`, one RowPlan a row.
+
+    A message ends at a stop token or its cap. With `between` (persona.prompt.between_messages), a row
+    whose plan allows more messages may go on after the end of turn (stop_ids[0]): `between` is fed,
+    as consecutive lines of one speaker are in training, and the next message is written in the same
+    cache. A capped message ends the burst. Fed tokens never count as the reply's own.
     """
-    rows = ids.shape[0]
+    count = ids.shape[0]
+    rows = [_Row(plan) for plan in plans]
+    gap = 1 + len(between) if between is not None else 0  # the end of turn and what follows it
+    limit = max(p.max_new_tokens * p.messages + gap * (p.messages - 1) for p in plans)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     cache = DynamicCache()
     out = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True,
                 logits_to_keep=1)
     logits = out.logits[:, -1].float()
     steps: Steps | None = None  # made at the first step: a one-token reply never copies the prompt's cache
-    seen = torch.zeros(rows, logits.shape[-1], dtype=torch.bool)  # the reply's own tokens only
+    seen = torch.zeros(count, logits.shape[-1], dtype=torch.bool)  # the reply's own tokens only
     stops = torch.tensor(stop_ids, dtype=torch.long)
-    lengths = torch.tensor(soft_lengths) if soft_lengths is not None else None
-    done = torch.zeros(rows, dtype=torch.bool)
-    chosen = []
-    for step in range(max_new_tokens):
-        logits = pushed_to_end(logits, stops, step, lengths, sampling.length_push)
-        token = next_tokens(logits, seen, sampling).masked_fill(done, pad_id)
-        chosen.append(token)
-        done |= torch.isin(token, stops)
-        if done.all() or step == max_new_tokens - 1:
+    soft = torch.tensor([p.soft_length if p.soft_length is not None else p.max_new_tokens for p in plans])
+    for step in range(limit):
+        written = torch.tensor([row.written for row in rows])
+        sampled = next_tokens(pushed_to_end(logits, stops, written, soft, sampling.length_push), seen, sampling)
+        tokens = []
+        for r, row in enumerate(rows):
+            token = int(sampled[r])
+            if row.done:
+                token = pad_id
+            elif row.forced:
+                token = row.forced.pop(0)
+            elif token in stop_ids:
+                if (between is not None and token == stop_ids[0] and row.written > 0
+                        and len(row.messages) < row.plan.messages and goes_on(row.plan.go_on, sampling.do_sample)):
+                    row.forced = list(between)
+                    row.messages.append([])
+                else:
+                    row.done = True
+            else:
+                row.messages[-1].append(token)
+                seen[r, token] = True
+                row.done = row.written >= row.plan.max_new_tokens
+            tokens.append(token)
+        if all(row.done for row in rows) or step == limit - 1:
             break
-        seen[torch.arange(rows), token] = True
-        seen[:, stops] = False  # the end of turn is never penalised
-        mask = torch.cat([mask, torch.ones(rows, 1, dtype=mask.dtype)], dim=1)
+        mask = torch.cat([mask, torch.ones(count, 1, dtype=mask.dtype)], dim=1)
         positions = positions[:, -1:] + 1
         if steps is None:
-            steps = steps_for(model, cache, capacity=ids.shape[1] + max_new_tokens)
-        logits = steps(token, positions, mask)
-    generated = torch.stack(chosen, dim=1).tolist()
-    return [row[: next((i for i, t in enumerate(row) if t in stop_ids), len(row))] for row in generated]
+            steps = steps_for(model, cache, capacity=ids.shape[1] + limit)
+        logits = steps(torch.tensor(tokens), positions, mask)
+    return [[message for message in row.messages if message] or [[]] for row in rows]

@@ -12,7 +12,7 @@ import logging
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from persona.assistant_voice import sounds_like_assistant
@@ -31,6 +31,8 @@ LENGTH_LINES = 300  # the owner's most recent lines that set a reply's length
 LENGTH_CACHE_S = 600.0
 MIN_LINES_FOR_LENGTH = 10
 DEFAULT_SOFT_TOKENS = 12
+BURST_GAP_S = 120.0
+"""A line the owner sends within this long of their previous one, with nobody between, carries on a burst."""
 
 
 class TwinError(Exception):
@@ -56,10 +58,12 @@ class ReplyRequest:
 
 @dataclass(frozen=True)
 class ReplyLength:
-    """How long the owner writes, in tokens: where the end of turn starts being pushed, and the cap."""
+    """How long the owner writes: in tokens a message, where the end of turn starts being pushed and the
+    cap; and how often they send another message straight after one (`burst_rate`)."""
 
     soft: int
     cap: int
+    go_on: float = 0.0
 
 
 def reply_length(token_counts: list[int], max_new_tokens: int) -> ReplyLength:
@@ -72,6 +76,14 @@ def reply_length(token_counts: list[int], max_new_tokens: int) -> ReplyLength:
     p90 = ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
     soft = max(3, min(max_new_tokens, round(1.2 * median) + 1))
     return ReplyLength(soft, max(soft, min(max_new_tokens, round(1.5 * p90) + 4)))
+
+
+def burst_rate(followed: list[tuple[bool, float]]) -> float:
+    """The share of the owner's lines followed by another of theirs within BURST_GAP_S (what the store
+    says followed each: `Messages.what_followed_own`); 0 for an owner with too few lines to tell."""
+    if len(followed) < MIN_LINES_FOR_LENGTH:
+        return 0.0
+    return sum(own and gap <= BURST_GAP_S for own, gap in followed) / len(followed)
 
 
 def clean_reply(text: str, owner_name: str) -> str:
@@ -118,6 +130,18 @@ def acceptable(text: str, recalled: list[str], chat: Sequence[str] = ()) -> bool
             and not echoes(text, chat))
 
 
+def burst(drawn: Sequence[str], owner_name: str, recalled: list[str], chat: Sequence[str]) -> list[str]:
+    """A draw's messages as they go out: the first cleaned (perhaps ""), then each next one while it is
+    acceptable against the chat and the messages before it (a repeat of the first ends the burst)."""
+    messages = [clean_reply(drawn[0], owner_name) if drawn else ""]
+    for text in drawn[1:]:
+        text = clean_reply(text, owner_name)
+        if not acceptable(text, recalled, [*chat, *messages]):
+            break
+        messages.append(text)
+    return messages
+
+
 class TwinService:
     def __init__(self, settings: Settings, store: Store, worker: InferenceWorker | None = None) -> None:
         self.settings = settings
@@ -142,7 +166,8 @@ class TwinService:
         return AdapterRef(str(owner.id), record.path, record.created_at)
 
     async def length_for(self, owner: User) -> ReplyLength:
-        """The owner's reply length, from the token counts of their recent lines (cached a while)."""
+        """The owner's reply length, from the token counts of their recent lines and what followed them
+        (cached a while)."""
         cached = self._lengths.get(owner.id)
         if cached is not None and time.monotonic() - cached[0] < LENGTH_CACHE_S:
             return cached[1]
@@ -152,7 +177,8 @@ class TwinService:
         # Hundreds of lines at once: tokenized off the event loop, which serves every chat meanwhile.
         ids = await asyncio.to_thread(tokenizer, lines, add_special_tokens=False) if lines else {"input_ids": []}
         counts = [len(row) for row in ids["input_ids"]]
-        length = reply_length(counts, self.settings.max_new_tokens)
+        rate = burst_rate(await self.store.messages.what_followed_own(owner.id, LENGTH_LINES))
+        length = replace(reply_length(counts, self.settings.max_new_tokens), go_on=rate)
         self._lengths[owner.id] = (time.monotonic(), length)
         return length
 
@@ -168,31 +194,33 @@ class TwinService:
     async def prompt_ids(self, req: ReplyRequest) -> list[int]:
         return (await self.prompt(req))[0]
 
-    async def reply(self, req: ReplyRequest) -> str:
-        """The twin's answer: never empty; TwinError if the model fails or says nothing twice, WorkerBusy
-        if too many replies are waiting.
+    async def reply(self, req: ReplyRequest) -> list[str]:
+        """The twin's answer, one message or a burst of up to REPLY_MESSAGES: never empty; TwinError if
+        the model fails or says nothing twice, WorkerBusy if too many replies are waiting.
 
-        A draw that is empty, in the assistant's voice, or a recalled or chat line parroted is drawn again,
-        RETRY_CANDIDATES at once; the first acceptable one goes out, else any non-empty one.
+        A draw whose first message is empty, in the assistant's voice, or a recalled or chat line
+        parroted is drawn again, RETRY_CANDIDATES at once; the first acceptable one goes out, else any
+        non-empty one. A burst keeps its messages up to the first that is not acceptable (`burst`).
         """
         try:
             ids, recalled = await self.prompt(req)
             adapter = await self.adapter_for(req.owner)
             length = await self.length_for(req.owner)
-
-            async def draw(sampling: Sampling) -> str:
-                text = await self.worker.generate(ids, adapter, length.cap, sampling, length.soft)
-                return clean_reply(text, req.owner.display_name)
-
             chat = [turn.text for turn in req.history] + [req.text]
+
+            async def draw(sampling: Sampling) -> list[str]:
+                drawn = await self.worker.generate(ids, adapter, length.cap, sampling, length.soft,
+                                                   self.settings.reply_messages, length.go_on)
+                return burst(drawn, req.owner.display_name, recalled, chat)
+
             first = await draw(Sampling())
-            if acceptable(first, recalled, chat):
+            if acceptable(first[0], recalled, chat):
                 return first
             drawn = [first, *await asyncio.gather(*(draw(Sampling()) for _ in range(RETRY_CANDIDATES)))]
-            fallback = [text for text in drawn if text] or [await draw(Sampling(do_sample=False))]
-            text = next((text for text in drawn if acceptable(text, recalled, chat)), fallback[0])
-            if text:
-                return text
+            fallback = [messages for messages in drawn if messages[0]] or [await draw(Sampling(do_sample=False))]
+            messages = next((messages for messages in drawn if acceptable(messages[0], recalled, chat)), fallback[0])
+            if messages[0]:
+                return messages
         except WorkerBusy:
             raise
         except Exception as exc:

@@ -28,7 +28,8 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from persona.serving.decoding import Sampling, decode
+from persona.prompt import between_messages
+from persona.serving.decoding import RowPlan, Sampling, decode
 from persona.serving.folding import ServedAdapters, make_foldable
 from persona.model import LORA_TARGETS, load_base_model
 from twinbot.settings import Settings
@@ -76,6 +77,8 @@ class _Request:
     max_new_tokens: int
     sampling: Sampling
     soft_length: int | None = None
+    messages: int = 1
+    go_on: float = 0.0
     future: Future = field(default_factory=Future)
 
 
@@ -96,6 +99,8 @@ class WorkerStats:
     largest_batch: int = 0
     capped: int = 0
     """Requests whose reply was cut at their max_new_tokens before it ended its turn."""
+    bursts: int = 0
+    """Requests answered with more than one message."""
 
 
 class InferenceWorker:
@@ -119,6 +124,7 @@ class InferenceWorker:
         self.model: PreTrainedModel | None = None
         self._adapters: ServedAdapters | None = None
         self.tokenizer: PreTrainedTokenizerBase | None = None
+        self._between: list[int] = []
         self.stats = WorkerStats()
         self._ready = Future()
 
@@ -143,14 +149,16 @@ class InferenceWorker:
             self._thread = None
 
     async def generate(self, prompt_ids: list[int], adapter: AdapterRef | None, max_new_tokens: int,
-                       sampling: Sampling = Sampling(), soft_length: int | None = None) -> str:
-        """The reply's text; WorkerBusy at once when `max_pending` requests are already waiting.
+                       sampling: Sampling = Sampling(), soft_length: int | None = None, messages: int = 1,
+                       go_on: float = 0.0) -> list[str]:
+        """The reply's messages, each up to `max_new_tokens`: one, or a burst of up to `messages`, going on
+        after each with probability `go_on`; WorkerBusy at once when `max_pending` requests are already waiting.
 
         Past `soft_length` tokens, ending the turn gets likelier (Sampling.length_push).
         """
         if self._pending >= self.max_pending:
             raise WorkerBusy(f"{self._pending} replies are already waiting for the model")
-        request = _Request(prompt_ids, adapter, max_new_tokens, sampling, soft_length)
+        request = _Request(prompt_ids, adapter, max_new_tokens, sampling, soft_length, messages, go_on)
         self._pending += 1
         try:
             self._queue.put(request)
@@ -177,6 +185,7 @@ class InferenceWorker:
         torch.set_num_threads(self.threads)
         try:
             model, self.tokenizer = self._load()
+            self._between = between_messages(self.tokenizer)
             make_foldable(model, LORA_TARGETS)
             self.model = model.eval()
             self._adapters = ServedAdapters(model, self.adapter_strength)
@@ -268,7 +277,7 @@ class InferenceWorker:
         if not live:
             return
         try:
-            texts = self._decode(live, names)
+            replies = self._decode(live, names)
         except Exception as exc:
             log.exception("generation failed for a batch of %d", len(live))
             for request in live:
@@ -277,10 +286,10 @@ class InferenceWorker:
         self.stats.batches += 1
         self.stats.requests += len(live)
         self.stats.largest_batch = max(self.stats.largest_batch, len(live))
-        for request, text in zip(live, texts, strict=True):
-            request.future.set_result(text)
+        for request, messages in zip(live, replies, strict=True):
+            request.future.set_result(messages)
 
-    def _decode(self, batch: list[_Request], names: list[str | None]) -> list[str]:
+    def _decode(self, batch: list[_Request], names: list[str | None]) -> list[list[str]]:
         assert self.model is not None and self.tokenizer is not None
         tokenizer = self.tokenizer
         width = max(len(r.prompt_ids) for r in batch)
@@ -292,17 +301,15 @@ class InferenceWorker:
             ids[row, width - len(request.prompt_ids):] = torch.tensor(request.prompt_ids)
             mask[row, width - len(request.prompt_ids):] = 1
         stop_ids = [tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|im_start|>")]
-        longest = max(r.max_new_tokens for r in batch)
-        soft = [r.soft_length if r.soft_length is not None else r.max_new_tokens for r in batch]
+        plans = [RowPlan(r.max_new_tokens, r.soft_length, r.messages, r.go_on) for r in batch]
         assert self._adapters is not None
         with torch.inference_mode():
             if len(set(names)) == 1:  # one adapter (or none) for every row: its folds
                 self._adapters.set_adapter(names[0])
-                new = decode(self.model, ids, mask, longest, batch[0].sampling, stop_ids, pad, soft)
+                new = decode(self.model, ids, mask, plans, batch[0].sampling, stop_ids, pad, self._between)
             else:
                 with self._adapters.mixed(names):
-                    new = decode(self.model, ids, mask, longest, batch[0].sampling, stop_ids, pad, soft)
-        self.stats.capped += sum(len(row) >= request.max_new_tokens for row, request in zip(new, batch, strict=True))
-        texts = [tokenizer.decode(row[: request.max_new_tokens], skip_special_tokens=True)
-                 for row, request in zip(new, batch, strict=True)]
-        return texts
+                    new = decode(self.model, ids, mask, plans, batch[0].sampling, stop_ids, pad, self._between)
+        self.stats.capped += sum(any(len(m) >= r.max_new_tokens for m in row) for row, r in zip(new, batch, strict=True))
+        self.stats.bursts += sum(len(row) > 1 for row in new)
+        return [[tokenizer.decode(message, skip_special_tokens=True) for message in row] for row in new]

@@ -33,3 +33,14 @@ def test_a_sheet_hides_which_is_real_and_scoring_counts_the_fooled(tmp_path: Pat
     result = score(tmp_path / "out" / "key.json", tmp_path / "answers.txt")
     wrong = sum((("A" if n % 2 else "B") != key[str(n)]) for n in range(1, 9))
     assert result == {"pairs": 8, "answered": 8, "twin_taken_for_real": wrong, "fooled_share": round(wrong / 8, 3)}
+
+
+def test_a_burst_shows_one_message_a_line_and_its_later_lines_give_no_pair_away(tmp_path: Path) -> None:
+    burst = {"speaker": "S0", "context": ["Bo: hi"], "real": "hey\nwhat's up", "twin": "yo\nsup\nlol"}
+    later = {"speaker": "S0", "context": ["S0: what's up", "Bo: nothing"], "real": "ok", "twin": "k"}
+    (tmp_path / "samples.jsonl").write_text("\n".join(json.dumps(s) for s in (burst, later)))
+    assert write_sheet(tmp_path / "samples.jsonl", tmp_path / "out", 2, seed=0) == 1  # one shows the other's line
+    (tmp_path / "samples.jsonl").write_text(json.dumps(burst))
+    write_sheet(tmp_path / "samples.jsonl", tmp_path / "out", 1, seed=0)
+    sheet = (tmp_path / "out" / "sheet.md").read_text()
+    assert "hey\n   what's up" in sheet and "yo\n   sup\n   lol" in sheet

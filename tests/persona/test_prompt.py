@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from persona.prompt import Turn, build_prompt_ids, build_training_ids, continue_training_ids, system_prompt
+from persona.prompt import Turn, between_messages, build_prompt_ids, build_training_ids, continue_training_ids, system_prompt
 
 
 def test_prompt_has_our_persona_and_never_smollms_default(tokenizer) -> None:  # noqa: ANN001
@@ -40,6 +40,14 @@ def test_a_carried_on_sequence_is_the_next_lines_own_example_with_both_lines_lea
     assert carried[0] == alone[0] and len(carried[1]) == len(carried[0])
     assert carried[1][: len(first[1])] == first[1]
     assert tokenizer.decode([t for t, l in zip(*carried) if l != -100]) == "hi Bo<|im_end|>good!<|im_end|>"
+
+
+def test_a_burst_goes_on_as_consecutive_owner_lines_are_trained(tokenizer) -> None:  # noqa: ANN001
+    first = build_training_ids(tokenizer, "Ana", [Turn("Bo", "hey", False)], "hi Bo", [], 500)
+    carried = continue_training_ids(tokenizer, first, [], "guess what")
+    between = between_messages(tokenizer)
+    assert carried[0][len(first[0]): len(first[0]) + len(between)] == between
+    assert tokenizer.decode(between) == "\n<|im_start|>assistant\n"
 
 
 def test_control_tokens_typed_by_people_stay_text(tokenizer) -> None:  # noqa: ANN001

@@ -49,3 +49,19 @@ async def test_similar_searches_only_the_owners_own_lines_and_respects_dm_scope(
         assert sorted(m.message_id for m in in_dm) == ["1", "2"]
         # User text is never FTS syntax.
         assert await store.messages.similar(me.id, 'NEAR( "" * OR AND', 5, include_dm=True) == []
+
+
+async def test_what_followed_each_own_line_in_its_own_chat(tmp_path: Path) -> None:
+    async with open_store(tmp_path / "db.sqlite3") as store:
+        me = await store.users.get_or_create("console", "me", "Me")
+        other = await store.users.get_or_create("console", "bo", "Bo")
+        # c1: mine (1), mine 1 s later (2), a friend's (5), mine (9: the chat's last line, so left out)
+        # c2: mine (3), then a friend's 100 s later; another user's rows never count
+        await store.messages.add_many([
+            message(me.id, 1), message(me.id, 2), message(me.id, 5, own=False), message(me.id, 9),
+            message(me.id, 3, chat="c2"), message(me.id, 103, own=False, chat="c2"),
+            message(other.id, 4), message(other.id, 6, own=False),
+        ])
+        followed = await store.messages.what_followed_own(me.id, 10)
+        assert sorted(followed) == sorted([(True, 1.0), (False, 3.0), (False, 100.0)])
+        assert len(await store.messages.what_followed_own(me.id, 2)) == 1  # the 2 newest: 9 (last) and 3

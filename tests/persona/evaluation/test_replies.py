@@ -131,7 +131,10 @@ def test_the_samples_file_has_one_line_per_reply_with_its_context(tmp_path: Path
     ]
 
 
-def test_a_reply_is_one_text_whether_one_message_or_a_burst() -> None:
-    assert replies.reply_text("just one") == "just one"
-    assert replies.reply_text(["wait", "what?"]) == "wait\nwhat?"
+def test_a_burst_is_one_message_a_line_in_the_samples() -> None:
+    burst = Answer(0, "Ann", (), "wait", "no way", real_after=("what?", "srsly"), twin_after=("omg",))
+    assert replies.sample(burst)["real"] == "wait\nwhat?\nsrsly" and replies.sample(burst)["twin"] == "no way\nomg"
+
+
+def test_median_words() -> None:
     assert replies.median_words(["a b", "a b c", "a"]) == 2 and replies.median_words([]) == 0.0

@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, DynamicCache, Qwen2Config, Qwen2ForCausalLM
 
-from persona.serving.decoding import Sampling, decode
+from persona.serving.decoding import RowPlan, Sampling, decode
 from persona.serving.decoding_steps import LlamaSteps, Steps, TransformersSteps, steps_for
 from tests.persona.served import served_model
 
@@ -77,6 +77,6 @@ def test_greedy_decoding_is_what_transformers_generates(tiny_model_dir: Path, fa
         cache = DynamicCache()
         model(input_ids=ids, attention_mask=mask, past_key_values=cache, use_cache=True)
         assert isinstance(steps_for(model, cache, 20), LlamaSteps if family == "llama" else TransformersSteps)
-        ours = decode(model, ids, mask, 12, greedy, [], pad_id=0)
+        ours = decode(model, ids, mask, [RowPlan(12)], greedy, [], pad_id=0)
         theirs = model.generate(ids, attention_mask=mask, max_new_tokens=12, min_new_tokens=12, do_sample=False)
-    assert ours == [theirs[0, ids.shape[1]:].tolist()]
+    assert ours == [[theirs[0, ids.shape[1]:].tolist()]]

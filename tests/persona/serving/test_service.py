@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from persona.serving.service import (
-    ReplyLength, ReplyRequest, TwinError, TwinService, acceptable, clean_reply, echoes, reply_length,
+    BURST_GAP_S, ReplyLength, ReplyRequest, TwinError, TwinService, acceptable, burst, burst_rate, clean_reply, echoes,
+    reply_length,
 )
 from persona_store import NewMessage, Store
 from twinbot.settings import Settings
@@ -71,7 +72,7 @@ async def test_service_prompt_uses_the_owners_own_similar_lines_but_not_dm_ones_
             snooped = tok.decode(await service.prompt_ids(snoop))
             assert "secret pineapple" not in snooped and "pineapple pizza is the best" in snooped
             try:
-                reply = await service.reply(group)
+                (reply,) = await service.reply(group)  # no adapter, so no burst: one message
                 assert reply.strip() == reply and reply
             except TwinError as exc:  # a random toy model may only emit end-of-turn: said plainly
                 assert "Ana's twin" in str(exc)
@@ -86,3 +87,21 @@ def test_a_reply_is_as_long_as_its_owner_writes() -> None:
     assert chatty.soft == 25 and chatty.cap == 34
     assert reply_length([80] * 50, 60) == ReplyLength(60, 60)  # never past MAX_NEW_TOKENS
     assert reply_length([4, 5], 60) == ReplyLength(12, 60)  # too few lines to tell: a short chat line
+
+
+def test_a_burst_keeps_its_messages_up_to_the_first_not_worth_sending() -> None:
+    chat = ["Bo: where would you go?"]
+    assert burst(["Ana: Paris", "for the food", "and the wine"], "Ana", [], chat) == ["Paris", "for the food",
+                                                                                      "and the wine"]
+    assert burst(["Paris", "Paris", "for the food"], "Ana", [], chat) == ["Paris"]  # a repeat ends it
+    assert burst(["Paris", "where would you go", "ok"], "Ana", [], chat) == ["Paris"]  # so does an echo
+    assert burst(["Paris", "As an AI, I cannot travel"], "Ana", [], chat) == ["Paris"]
+    assert burst(["Paris", "Bo: nice"], "Ana", [], chat) == ["Paris"]  # another speaker's line
+    assert burst(["Paris", "pizza is life"], "Ana", ["pizza is life"], chat) == ["Paris"]  # a recalled line
+    assert burst(["", "hi"], "Ana", [], chat)[0] == ""  # an empty first message is the caller's to redraw
+
+
+def test_an_owner_bursts_as_often_as_their_lines_are_followed_by_their_own_soon_after() -> None:
+    followed = [(True, 4.0)] * 3 + [(True, BURST_GAP_S + 1)] + [(False, 2.0)] * 6
+    assert burst_rate(followed) == 0.3  # a line of theirs an hour later starts something new
+    assert burst_rate([(True, 1.0)] * 9) == 0.0  # too few lines to tell: one message at a time
