@@ -71,22 +71,27 @@ async def talk(ctx: CommandContext, event: Event, owner: User, text: str, out: O
         is_dm=event.is_dm,
         asker_is_owner=speaker_is_owner,
     )
+    speaker = Speaker(owner.id, owner.display_name, await twin_face(ctx, owner))
+    answered: list[str] = []
     with ctx.one_of("message to a twin", event, ctx.settings.max_pending_replies_per_user):
         async with out.typing():
             try:
-                messages = await twins.reply(request)
+                # A burst goes out as its owner sends one: each message as soon as the twin has written it.
+                async for message in twins.replies(request):
+                    sent = await out.send(Reply(message, speaker=speaker, kind="twin"))
+                    if sent.message_id is not None:
+                        ctx.twin_messages[(event.platform, event.chat_id, sent.message_id)] = owner.id
+                    answered.append(message)
             except TwinError as exc:
                 raise UserError(str(exc)) from exc
             except WorkerBusy as exc:
                 raise UserError(BUSY) from exc
-    speaker = Speaker(owner.id, owner.display_name, await twin_face(ctx, owner))
-    history.append(Turn(speaker=event.user_name, text=text, is_owner=speaker_is_owner))
-    for message in messages:  # a burst goes out as the owner sends one: message after message
-        sent = await out.send(Reply(message, speaker=speaker, kind="twin"))
-        if sent.message_id is not None:
-            ctx.twin_messages[(event.platform, event.chat_id, sent.message_id)] = owner.id
-        history.append(Turn(speaker=owner.display_name, text=message, is_owner=True))
-    ctx.conversations[key] = history
+            finally:
+                if answered:  # the chat remembers what was said, even of a burst cut short
+                    history.append(Turn(speaker=event.user_name, text=text, is_owner=speaker_is_owner))
+                    history.extend(Turn(speaker=owner.display_name, text=message, is_owner=True)
+                                   for message in answered)
+                    ctx.conversations[key] = history
 
 
 async def twin_face(ctx: CommandContext, owner: User) -> bytes | None:

@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,7 +63,9 @@ from twinbot.settings import Settings, SettingsError, load_settings
 SCORE_BATCH = 16
 LONE_REPLIES = 3
 """Each twin's first held-out lines are answered one at a time, after the others were answered in
-batches: their wall time, a lone reply's with the adapter in use, is reply_p50_s."""
+batches: a lone reply's wall time with the adapter in use, until its first message is reply_p50_s
+(what the person waits for; a burst's next messages follow as they are written), until its last
+reply_whole_p50_s."""
 
 
 def as_messages(lines: list[Line], owner: str) -> list[StoredMessage]:
@@ -242,7 +245,8 @@ class Replies:
 
     answers: list[Answer]
     """In the order of the held-out lines; an empty `twin` where TwinService gave up."""
-    lone_seconds: list[float]
+    lone_seconds: list[tuple[float, float]]
+    """Replies made one at a time: seconds until their first message, and until their last."""
     seconds: float
     capped_share: float
     """Of the worker's generations, those cut at the token cap before they ended their turn."""
@@ -293,18 +297,25 @@ async def twin_replies(settings: Settings, store_path: Path, lines: list[Line], 
         answers: dict[int, Answer] = {}
         bar = tqdm(total=len(tests), desc="twins replying", unit="reply", disable=not progress)
 
-        async def answer(i: int) -> None:
+        async def answer(i: int) -> tuple[float, float]:
+            """Seconds until the first message came, and until the whole reply had."""
             k, at = tests[i]
             request, example = reply_request(owners[k], lines, at)
+            begun = time.monotonic()
+            messages, first = [], None
             try:
-                messages = await service.reply(request)
+                async for message in service.replies(request):
+                    first = first if first is not None else time.monotonic() - begun
+                    messages.append(message)
             except TwinError:
                 messages = [""]
             answers[i] = Answer(k, splits[k].speaker, example.context, example.target, messages[0],
                                 real_burst(lines, at, settings.reply_messages), tuple(messages[1:]))
             bar.update()
+            whole = time.monotonic() - begun
+            return (first if first is not None else whole), whole
 
-        lone: list[float] = []
+        lone: list[tuple[float, float]] = []
         started = time.monotonic()
         try:
             for k in range(len(splits)):
@@ -313,9 +324,7 @@ async def twin_replies(settings: Settings, store_path: Path, lines: list[Line], 
                 for start in range(0, len(batched), settings.max_batch_size):
                     await asyncio.gather(*(answer(i) for i in batched[start: start + settings.max_batch_size]))
                 for i in alone:
-                    begun = time.monotonic()
-                    await answer(i)
-                    lone.append(time.monotonic() - begun)
+                    lone.append(await answer(i))
         finally:
             bar.close()
             await service.close()
@@ -348,6 +357,11 @@ def reply_relevance(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, 
             measures.relevance(real_in_context, losses[:n]))
 
 
+def median_seconds(seconds: Iterable[float]) -> float | None:
+    values = list(seconds)
+    return round(statistics.median(values), 3) if values else None
+
+
 def reply_measures(lines: list[Line], splits: list[Split], replies: Replies, reference: ReferenceAccuracy,
                    relevance: tuple[float, float]) -> dict:
     """The report's measures of the twins' replies (persona.evaluation.replies), beside the real lines'."""
@@ -366,7 +380,8 @@ def reply_measures(lines: list[Line], splits: list[Split], replies: Replies, ref
         "reply_echo_share_real": round(measures.share(measures.echoed(a, a.real) for a in answers), 4),
         "reply_burst_share_twin": round(measures.share(bool(a.twin_after) for a in answers), 4),
         "reply_burst_share_real": round(measures.share(bool(a.real_after) for a in answers), 4),
-        "reply_p50_s": round(statistics.median(replies.lone_seconds), 3) if replies.lone_seconds else None,
+        "reply_p50_s": median_seconds(first for first, _ in replies.lone_seconds),
+        "reply_whole_p50_s": median_seconds(whole for _, whole in replies.lone_seconds),
         "reply_failures": sum(not a.twin for a in answers), "reply_seconds": round(replies.seconds, 1),
         "reply_largest_batch": replies.largest_batch,
     }
@@ -483,7 +498,8 @@ def table(report: dict) -> str:
              "",
              f"replies: median {report['reply_words_median_twin']:g} words (the real lines "
              f"{report['reply_words_median_real']:g}); {report['reply_cap_share']:.1%} ran to the token cap; "
-             f"a lone reply takes {report['reply_p50_s']} s (p50)",
+             f"a lone reply's first message takes {report['reply_p50_s']} s, all of it {report['reply_whole_p50_s']} s "
+             "(p50)",
              f"in the owner's style (the classifier names the owner): twin {report['reply_style_twin']:.3f}, "
              f"real {report['reply_style_real']:.3f}",
              f"relevance to the chat (nats a token): twin {report['reply_relevance_twin']:+.3f}, "

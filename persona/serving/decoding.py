@@ -19,6 +19,7 @@ through `persona.serving.decoding_steps`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -107,14 +108,21 @@ class _Row:
 
 
 def decode(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, plans: list[RowPlan], sampling: Sampling,
-           stop_ids: list[int], pad_id: int, between: list[int] | None = None) -> list[list[list[int]]]:
+           stop_ids: list[int], pad_id: int, between: list[int] | None = None,
+           on_message: Callable[[int, list[int]], None] | None = None) -> list[list[list[int]]]:
     """Each row's messages (token ids, without stop tokens) for left-padded `ids`/`mask`, one RowPlan a row.
 
     A message ends at a stop token or its cap. With `between` (persona.prompt.between_messages), a row
     whose plan allows more messages may go on after the end of turn (stop_ids[0]): `between` is fed,
     as consecutive lines of one speaker are in training, and the next message is written in the same
     cache. A capped message ends the burst. Fed tokens never count as the reply's own.
+    `on_message(row, ids)` gets each non-empty message as soon as it ends, while the others go on.
     """
+
+    def finish(r: int, row: _Row) -> None:
+        if row.messages[-1] and on_message is not None:
+            on_message(r, row.messages[-1])
+
     count = ids.shape[0]
     rows = [_Row(plan) for plan in plans]
     gap = 1 + len(between) if between is not None else 0  # the end of turn and what follows it
@@ -139,6 +147,7 @@ def decode(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, plans: list[
             elif row.forced:
                 token = row.forced.pop(0)
             elif token in stop_ids:
+                finish(r, row)
                 if (between is not None and token == stop_ids[0] and row.written > 0
                         and len(row.messages) < row.plan.messages and goes_on(row.plan.go_on, sampling.do_sample)):
                     row.forced = list(between)
@@ -148,9 +157,14 @@ def decode(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, plans: list[
             else:
                 row.messages[-1].append(token)
                 seen[r, token] = True
-                row.done = row.written >= row.plan.max_new_tokens
+                if row.written >= row.plan.max_new_tokens:
+                    finish(r, row)
+                    row.done = True
             tokens.append(token)
         if all(row.done for row in rows) or step == limit - 1:
+            for r, row in enumerate(rows):
+                if not row.done:
+                    finish(r, row)
             break
         mask = torch.cat([mask, torch.ones(count, 1, dtype=mask.dtype)], dim=1)
         positions = positions[:, -1:] + 1

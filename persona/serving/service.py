@@ -2,16 +2,19 @@
 
 The prompt holds our persona system prompt with the owner's name, a few of the owner's own past
 lines most like the new message (full-text search in the store: an "instant twin" even before
-training), and the recent conversation. Replies use the owner's adapter when one is trained.
+training), and the recent conversation. Replies use the owner's adapter when one is trained, and
+come as the owner writes: about as long as their lines, in bursts as often as theirs, each message
+as soon as the model has written it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -195,35 +198,75 @@ class TwinService:
         return (await self.prompt(req))[0]
 
     async def reply(self, req: ReplyRequest) -> list[str]:
-        """The twin's answer, one message or a burst of up to REPLY_MESSAGES: never empty; TwinError if
-        the model fails or says nothing twice, WorkerBusy if too many replies are waiting.
+        """The twin's whole answer at once (`replies`, gathered)."""
+        return [message async for message in self.replies(req)]
 
-        A draw whose first message is empty, in the assistant's voice, or a recalled or chat line
-        parroted is drawn again, RETRY_CANDIDATES at once; the first acceptable one goes out, else any
-        non-empty one. A burst keeps its messages up to the first that is not acceptable (`burst`).
+    async def replies(self, req: ReplyRequest) -> AsyncIterator[str]:
+        """The twin's answer, message by message as the model writes them: one, or a burst of up to
+        REPLY_MESSAGES. At least one; TwinError if the model fails or says nothing twice, WorkerBusy if
+        too many replies are waiting.
+
+        The first message goes out as soon as it is written, while the model writes the next, so a
+        burst keeps the first reply as quick as a lone message. A first message that is empty, in the
+        assistant's voice, or a recalled or chat line parroted is drawn again, RETRY_CANDIDATES at once;
+        the first acceptable draw goes out, else any non-empty one. A burst ends at its first message
+        that is not acceptable against the chat and the messages before it.
         """
         try:
             ids, recalled = await self.prompt(req)
             adapter = await self.adapter_for(req.owner)
             length = await self.length_for(req.owner)
             chat = [turn.text for turn in req.history] + [req.text]
+            name = req.owner.display_name
 
-            async def draw(sampling: Sampling) -> list[str]:
-                drawn = await self.worker.generate(ids, adapter, length.cap, sampling, length.soft,
-                                                   self.settings.reply_messages, length.go_on)
-                return burst(drawn, req.owner.display_name, recalled, chat)
+            def draw(sampling: Sampling, on_message: Callable[[str], None] | None = None) -> Awaitable[list[str]]:
+                return self.worker.generate(ids, adapter, length.cap, sampling, length.soft,
+                                            self.settings.reply_messages, length.go_on, on_message)
 
-            first = await draw(Sampling())
-            if acceptable(first[0], recalled, chat):
-                return first
-            drawn = [first, *await asyncio.gather(*(draw(Sampling()) for _ in range(RETRY_CANDIDATES)))]
-            fallback = [messages for messages in drawn if messages[0]] or [await draw(Sampling(do_sample=False))]
+            sent: list[str] = []
+            rejected = ""  # the streamed draw's first message, when it was not acceptable
+            async with contextlib.aclosing(streamed(draw)) as written:
+                async for raw in written:
+                    text = clean_reply(raw, name)
+                    if not acceptable(text, recalled, [*chat, *sent]):
+                        rejected = "" if sent else text
+                        break
+                    sent.append(text)
+                    yield text
+            if sent:
+                return
+            drawn = [[rejected], *[burst(messages, name, recalled, chat) for messages in
+                                await asyncio.gather(*(draw(Sampling()) for _ in range(RETRY_CANDIDATES)))]]
+            fallback = [messages for messages in drawn if messages[0]] or [
+                burst(await draw(Sampling(do_sample=False)), name, recalled, chat)]
             messages = next((messages for messages in drawn if acceptable(messages[0], recalled, chat)), fallback[0])
-            if messages[0]:
-                return messages
         except WorkerBusy:
             raise
         except Exception as exc:
             log.exception("twin of user %s failed to reply", req.owner.id)
             raise TwinError(f"{req.owner.display_name}'s twin couldn't answer just now; please try again.") from exc
-        raise TwinError(f"{req.owner.display_name}'s twin had nothing to say; try saying it differently.")
+        if not messages[0]:
+            raise TwinError(f"{req.owner.display_name}'s twin had nothing to say; try saying it differently.")
+        for message in messages:
+            yield message
+
+
+async def streamed(draw: Callable[[Sampling, Callable[[str], None]], Awaitable[list[str]]]) -> AsyncIterator[str]:
+    """One sampled draw's messages as the worker writes them (`InferenceWorker.generate`'s on_message)."""
+    arrived: asyncio.Queue[str] = asyncio.Queue()
+    generating = asyncio.ensure_future(draw(Sampling(), arrived.put_nowait))
+    generating.add_done_callback(lambda done: done.cancelled() or done.exception())  # read if left behind
+    while True:
+        waiting = asyncio.ensure_future(arrived.get())
+        try:
+            await asyncio.wait({waiting, generating}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not waiting.done():
+                waiting.cancel()
+        if waiting.done() and not waiting.cancelled():
+            yield waiting.result()
+            continue
+        generating.result()  # the worker's error, if any
+        while not arrived.empty():
+            yield arrived.get_nowait()
+        return

@@ -79,6 +79,8 @@ class _Request:
     soft_length: int | None = None
     messages: int = 1
     go_on: float = 0.0
+    on_message: Callable[[str], None] | None = None
+    """Called on the worker thread with each message as soon as it is written."""
     future: Future = field(default_factory=Future)
 
 
@@ -150,15 +152,19 @@ class InferenceWorker:
 
     async def generate(self, prompt_ids: list[int], adapter: AdapterRef | None, max_new_tokens: int,
                        sampling: Sampling = Sampling(), soft_length: int | None = None, messages: int = 1,
-                       go_on: float = 0.0) -> list[str]:
+                       go_on: float = 0.0, on_message: Callable[[str], None] | None = None) -> list[str]:
         """The reply's messages, each up to `max_new_tokens`: one, or a burst of up to `messages`, going on
         after each with probability `go_on`; WorkerBusy at once when `max_pending` requests are already waiting.
 
-        Past `soft_length` tokens, ending the turn gets likelier (Sampling.length_push).
+        Past `soft_length` tokens, ending the turn gets likelier (Sampling.length_push). `on_message`, on
+        the event loop, gets each message as soon as it is written, before the burst's next one; all of
+        them have come by the time this returns.
         """
         if self._pending >= self.max_pending:
             raise WorkerBusy(f"{self._pending} replies are already waiting for the model")
-        request = _Request(prompt_ids, adapter, max_new_tokens, sampling, soft_length, messages, go_on)
+        loop = asyncio.get_running_loop()
+        deliver = (lambda text: loop.call_soon_threadsafe(on_message, text)) if on_message is not None else None
+        request = _Request(prompt_ids, adapter, max_new_tokens, sampling, soft_length, messages, go_on, deliver)
         self._pending += 1
         try:
             self._queue.put(request)
@@ -302,14 +308,20 @@ class InferenceWorker:
             mask[row, width - len(request.prompt_ids):] = 1
         stop_ids = [tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|im_start|>")]
         plans = [RowPlan(r.max_new_tokens, r.soft_length, r.messages, r.go_on) for r in batch]
+
+        def written(row: int, message: list[int]) -> None:
+            if batch[row].on_message is not None:
+                batch[row].on_message(tokenizer.decode(message, skip_special_tokens=True))
+
         assert self._adapters is not None
         with torch.inference_mode():
             if len(set(names)) == 1:  # one adapter (or none) for every row: its folds
                 self._adapters.set_adapter(names[0])
-                new = decode(self.model, ids, mask, plans, batch[0].sampling, stop_ids, pad, self._between)
+                new = decode(self.model, ids, mask, plans, batch[0].sampling, stop_ids, pad, self._between, written)
             else:
                 with self._adapters.mixed(names):
-                    new = decode(self.model, ids, mask, plans, batch[0].sampling, stop_ids, pad, self._between)
+                    new = decode(self.model, ids, mask, plans, batch[0].sampling, stop_ids, pad, self._between,
+                                 written)
         self.stats.capped += sum(any(len(m) >= r.max_new_tokens for m in row) for row, r in zip(new, batch, strict=True))
         self.stats.bursts += sum(len(row) > 1 for row in new)
         return [[tokenizer.decode(message, skip_special_tokens=True) for message in row] for row in new]

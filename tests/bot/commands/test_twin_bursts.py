@@ -4,6 +4,8 @@ by `twinbot eval`; here a twin service that always bursts stands in for it."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from persona.serving.service import ReplyRequest
 from tests.bot.commands.recording import command_layer, say
 from twinbot.settings import Settings
@@ -16,9 +18,10 @@ class BurstingTwins:
         self.messages = messages
         self.requests: list[ReplyRequest] = []
 
-    async def reply(self, req: ReplyRequest) -> list[str]:
+    async def replies(self, req: ReplyRequest) -> AsyncIterator[str]:
         self.requests.append(req)
-        return list(self.messages)
+        for message in self.messages:
+            yield message
 
 
 async def test_a_burst_is_sent_message_by_message_and_each_is_the_twins(settings: Settings) -> None:
@@ -41,12 +44,12 @@ async def test_a_burst_is_sent_message_by_message_and_each_is_the_twins(settings
         assert twins.requests[-1].text == "me!"
 
 
-def test_bursting_twins_has_the_services_reply_signature() -> None:
-    """The stand-in stays what the command layer calls: TwinService.reply(request) -> list of messages."""
+def test_bursting_twins_has_the_services_replies_signature() -> None:
+    """The stand-in stays what the command layer calls: TwinService.replies(request), messages one by one."""
     import inspect
 
     from persona.serving.service import TwinService
 
-    ours, theirs = inspect.signature(BurstingTwins.reply), inspect.signature(TwinService.reply)
-    assert list(ours.parameters) == list(theirs.parameters)
-    assert theirs.return_annotation in ("list[str]", list[str]) and ours.return_annotation == theirs.return_annotation
+    ours, theirs = inspect.signature(BurstingTwins.replies), inspect.signature(TwinService.replies)
+    assert list(ours.parameters) == list(theirs.parameters) and ours.return_annotation == theirs.return_annotation
+    assert inspect.isasyncgenfunction(BurstingTwins.replies) and inspect.isasyncgenfunction(TwinService.replies)

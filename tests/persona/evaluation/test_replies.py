@@ -71,12 +71,13 @@ def test_a_verbatim_stored_line_counts_as_a_copy(tmp_path: Path) -> None:
     twins = ["  i LOVE sailing\tboats ", "I love sailing boats!", "boats make me seasick",
              "sailing is my whole life"]  # stored (case and spaces aside); not quite; Bob's line; Ann's held-out line
     answers = [Answer(ann, "Ann", (), "sailing is my whole life", twin) for twin in twins]
-    report = reply_measures(lines, splits, Replies(answers, [0.5], 1.0, 0.0, 1), ReferenceAccuracy(1.0, 1.0, 0.5, 1.0),
+    report = reply_measures(lines, splits, Replies(answers, [(0.2, 0.5), (0.3, 0.3), (0.1, 0.9)], 1.0, 0.0, 1), ReferenceAccuracy(1.0, 1.0, 0.5, 1.0),
                             (0.1, 0.2))
     assert report["reply_copy_share"] == 0.25
     assert report["reply_style_twin"] == 0.5 and report["reply_style_real"] == 1.0
     assert (report["reply_relevance_twin"], report["reply_relevance_real"]) == (0.1, 0.2)
     assert report["reply_words_median_real"] == 5 and report["reply_words_median_twin"] == 4
+    assert (report["reply_p50_s"], report["reply_whole_p50_s"]) == (0.2, 0.5)  # to the first message; to the last
 
 
 @pytest.mark.parametrize("marker", ASSISTANT_PHRASES)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+
+import pytest
 
 from persona.serving.service import (
     BURST_GAP_S, ReplyLength, ReplyRequest, TwinError, TwinService, acceptable, burst, burst_rate, clean_reply, echoes,
-    reply_length,
+    reply_length, streamed,
 )
+from persona.serving.decoding import Sampling
 from persona_store import NewMessage, Store
 from twinbot.settings import Settings
 
@@ -105,3 +109,30 @@ def test_an_owner_bursts_as_often_as_their_lines_are_followed_by_their_own_soon_
     followed = [(True, 4.0)] * 3 + [(True, BURST_GAP_S + 1)] + [(False, 2.0)] * 6
     assert burst_rate(followed) == 0.3  # a line of theirs an hour later starts something new
     assert burst_rate([(True, 1.0)] * 9) == 0.0  # too few lines to tell: one message at a time
+
+
+async def test_a_streamed_draw_yields_each_message_before_the_draw_ends() -> None:
+    release = asyncio.Event()
+
+    async def draw(sampling: Sampling, on_message) -> list[str]:  # noqa: ANN001 - the worker's generate
+        on_message("first")
+        await release.wait()  # the model is still writing the burst's next message
+        on_message("second")
+        return ["first", "second"]
+
+    stream = streamed(draw)
+    assert await asyncio.wait_for(anext(stream), 5) == "first"
+    release.set()
+    assert [message async for message in stream] == ["second"]
+
+
+async def test_a_streamed_draw_ends_with_the_workers_error() -> None:
+    async def draw(sampling: Sampling, on_message) -> list[str]:  # noqa: ANN001
+        on_message("said")
+        raise RuntimeError("the model broke")
+
+    got = []
+    with pytest.raises(RuntimeError, match="the model broke"):
+        async for message in streamed(draw):
+            got.append(message)
+    assert got == ["said"]

@@ -200,3 +200,22 @@ async def test_a_full_queue_refuses_at_once_and_takes_requests_again_once_draine
     await held
     assert all(isinstance(messages, list) for messages in await asyncio.gather(*queued))
     assert isinstance(await worker.generate(ids, None, 2), list)
+
+
+async def test_each_message_reaches_the_loop_as_it_is_written(tiny_model_dir: Path, tokenizer,  # noqa: ANN001
+                                                              settings: Settings) -> None:
+    s = settings.model_copy(update={"base_model": str(tiny_model_dir), "model_dtype": "float32"})
+    worker = InferenceWorker.from_settings(s)
+    await worker.start()
+    try:
+        loop_thread = threading.get_ident()
+        heard: list[tuple[str, int]] = []
+        prompts = [tokenizer(f"tell me about number {i}")["input_ids"] for i in range(4)]
+        replies = await asyncio.gather(*(
+            worker.generate(p, None, 6, GREEDY, on_message=lambda text: heard.append((text, threading.get_ident())))
+            for p in prompts))
+        # every non-empty message was heard once, on the event loop's thread, before generate returned
+        assert sorted(text for text, _ in heard) == sorted(text for reply in replies for text in reply if text)
+        assert {thread for _, thread in heard} <= {loop_thread}
+    finally:
+        await worker.close()
