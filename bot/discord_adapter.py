@@ -115,9 +115,11 @@ class InteractionOutbox:
 
 
 class ChannelOutbox:
-    """Answers in a channel, as a reply to the message that asked (when there is one)."""
+    """Answers in a channel, the first message as a reply to the message that asked (when there is
+    one); the messages after it (a twin's burst, a long text's parts) follow it as a person's would."""
 
-    def __init__(self, channel: discord.abc.Messageable, reference: discord.Message | None) -> None:
+    def __init__(self, channel: discord.abc.Messageable,
+                 reference: discord.Message | discord.PartialMessage | None) -> None:
         self.channel = channel
         self.reference = reference
 
@@ -126,6 +128,7 @@ class ChannelOutbox:
         for part in message_parts(reply):
             sent = await self.channel.send(**part, reference=self.reference, mention_author=False,
                                            allowed_mentions=NO_MENTIONS)
+            self.reference = None
         return DiscordMessage(sent)
 
     @contextlib.asynccontextmanager

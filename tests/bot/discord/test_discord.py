@@ -162,6 +162,16 @@ async def test_long_text_is_split_at_2000(rig: DiscordRig) -> None:
     assert len(sent) == 3 and all(len(r.json["content"]) <= 2000 for r in sent)
 
 
+async def test_only_the_first_message_of_a_burst_quotes_the_message_that_asked(rig: DiscordRig) -> None:
+    channel = rig.adapter.client.get_channel(int(CHANNEL_ID))
+    outbox = ChannelOutbox(channel, channel.get_partial_message(987))
+    for text in ("wait", "what?"):
+        await outbox.send(Reply(text, speaker=Speaker(1, "Ana"), kind="twin"))
+    first, second = rig.fake.of("POST", f"/channels/{CHANNEL_ID}/messages")
+    assert str(first.json["message_reference"]["message_id"]) == "987"
+    assert "message_reference" not in second.json and pings_nobody(second.json)
+
+
 @pytest.mark.parametrize("operator_allows", [False, True])
 async def test_capture_needs_consent_and_the_operator_setting(settings: Settings, tiny_face_weights: Path,
                                                               monkeypatch: pytest.MonkeyPatch,
