@@ -229,7 +229,7 @@ class TwinService:
                 async for raw in written:
                     text = clean_reply(raw, name)
                     if not acceptable(text, recalled, [*chat, *sent]):
-                        rejected = "" if sent else text
+                        rejected = text  # read only when nothing was sent
                         break
                     sent.append(text)
                     yield text

@@ -101,8 +101,6 @@ class WorkerStats:
     largest_batch: int = 0
     capped: int = 0
     """Requests whose reply was cut at their max_new_tokens before it ended its turn."""
-    bursts: int = 0
-    """Requests answered with more than one message."""
 
 
 class InferenceWorker:
@@ -323,5 +321,4 @@ class InferenceWorker:
                     new = decode(self.model, ids, mask, plans, batch[0].sampling, stop_ids, pad, self._between,
                                  written)
         self.stats.capped += sum(any(len(m) >= r.max_new_tokens for m in row) for row, r in zip(new, batch, strict=True))
-        self.stats.bursts += sum(len(row) > 1 for row in new)
         return [[tokenizer.decode(message, skip_special_tokens=True) for message in row] for row in new]
