@@ -1,0 +1,118 @@
+"""The full-text index holds the owners' own lines only: kept so by its triggers, refilled so by migration 5."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiosqlite
+
+from persona_store import Store, open_store
+from persona_store.connection import Database
+from tests.persona_store.rows import message
+
+
+async def indexed(db: Database) -> dict[int, set[str]]:
+    """Each indexed row's words, read from the index itself (a plain scan of an external-content
+    table would read `messages`). Fails if the index is malformed."""
+    await db.execute("INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')")
+    await db.fetchall(
+        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.fts_words USING fts5vocab(main, messages_fts, 'instance')"
+    )
+    words: dict[int, set[str]] = {}
+    for doc, term in await db.fetchall("SELECT doc, term FROM temp.fts_words"):
+        words.setdefault(doc, set()).add(term)
+    return words
+
+
+async def own_ids(db: Database) -> set[int]:
+    return {row[0] for row in await db.fetchall("SELECT id FROM messages WHERE is_own = 1")}
+
+
+async def found(store: Store, owner_id: int, text: str) -> list[str]:
+    return sorted(m.text for m in await store.messages.similar(owner_id, text, 10, include_dm=True))
+
+
+async def test_only_own_lines_are_indexed_and_found(tmp_path: Path) -> None:
+    async with open_store(tmp_path / "db.sqlite3") as store:
+        me = await store.users.get_or_create("console", "me", "Me")
+        await store.messages.add_many([
+            message(me.id, 1, "my pancake recipe"),
+            message(me.id, 2, "pancake talk from a friend with marmalade", own=False),
+            message(me.id, 3, "marmalade is mine too"),
+        ])
+        words = await indexed(store.db)
+        assert set(words) == await own_ids(store.db) and len(words) == 2
+        assert "friend" not in set().union(*words.values())
+        assert await found(store, me.id, "pancake marmalade") == ["marmalade is mine too", "my pancake recipe"]
+
+
+async def test_deleting_lines_keeps_the_index_to_the_remaining_own_lines(tmp_path: Path) -> None:
+    async with open_store(tmp_path / "db.sqlite3") as store:
+        me = await store.users.get_or_create("console", "me", "Me")
+        gone = await store.users.get_or_create("console", "gone", "Gone")
+        await store.messages.add_many([
+            message(me.id, 1, "kept walrus line"),
+            message(me.id, 2, "dropped walrus ptarmigan line"),
+            message(me.id, 3, "a friend's walrus aside", own=False),
+            message(me.id, 4, "another friend's walrus", own=False),
+            message(gone.id, 5, "gone user's walrus"),
+            message(gone.id, 6, "gone user's friend on walrus", own=False),
+        ])
+        await store.db.execute("DELETE FROM messages WHERE owner_id = ? AND message_id IN ('2', '3')", (me.id,))
+        await store.delete_user(gone.id)  # its rows go by delete_for, then the index is merged
+        words = await indexed(store.db)
+        assert set(words) == await own_ids(store.db) and len(words) == 1
+        assert await found(store, me.id, "walrus") == ["kept walrus line"]
+        assert await store.db.fetchall("SELECT rowid FROM messages_fts WHERE messages_fts MATCH 'ptarmigan'") == []
+
+
+async def test_a_line_enters_and_leaves_the_index_as_its_text_or_ownership_changes(tmp_path: Path) -> None:
+    async with open_store(tmp_path / "db.sqlite3") as store:
+        me = await store.users.get_or_create("console", "me", "Me")
+        await store.messages.add_many([
+            message(me.id, 1, "own line about otters"),
+            message(me.id, 2, "friend line about otters", own=False),
+            message(me.id, 3, "own line about beavers"),
+            message(me.id, 4, "friend line about beavers", own=False),
+        ])
+        update = "UPDATE messages SET {} WHERE owner_id = ? AND message_id = ?"
+        await store.db.execute(update.format("is_own = 0"), (me.id, "1"))
+        await store.db.execute(update.format("is_own = 1"), (me.id, "2"))
+        await store.db.execute(update.format("text = 'own line about badgers'"), (me.id, "3"))
+        await store.db.execute(update.format("text = 'friend line about badgers'"), (me.id, "4"))
+        words = await indexed(store.db)
+        assert set(words) == await own_ids(store.db) and len(words) == 2
+        assert await found(store, me.id, "otters") == ["friend line about otters"]
+        assert await found(store, me.id, "beavers") == []
+        assert await found(store, me.id, "badgers") == ["own line about badgers"]
+
+
+async def test_migration_5_drops_the_context_lines_from_an_existing_index(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    conn = await aiosqlite.connect(path, isolation_level=None)
+    db = Database(conn, path)
+    await db.migrate(target=4)
+    for name in ("a", "b"):
+        await db.execute(
+            "INSERT INTO users (platform, platform_user_id, display_name, created_at) VALUES ('c', ?, ?, 0)",
+            (name, name.upper()),
+        )
+    rows = [(1, "m1", 1, "ana's own quokka line"), (1, "m2", 0, "bo's quokka reply in ana's import"),
+            (2, "m1", 1, "bo's own numbat line"), (2, "m2", 0, "ana's numbat reply in bo's import")]
+    for owner_id, message_id, own, text in rows:
+        await db.execute(
+            "INSERT INTO messages (owner_id, platform, chat_id, message_id, author, is_own, ts, text, source)"
+            " VALUES (?, 'c', 'chat', ?, 'x', ?, 0, ?, 'import')",
+            (owner_id, message_id, own, text),
+        )
+    assert len(await indexed(db)) == 4
+    await db.close()
+    async with open_store(path) as store:
+        words = await indexed(store.db)
+        assert set(words) == await own_ids(store.db) and len(words) == 2
+        assert "reply" not in set().union(*words.values())
+        assert await found(store, 1, "quokka numbat") == ["ana's own quokka line"]
+        await store.db.execute("DELETE FROM messages WHERE message_id = 'm2'")
+        await store.db.execute("DELETE FROM messages WHERE owner_id = 1")
+        assert set(await indexed(store.db)) == await own_ids(store.db) == {3}
+        assert await found(store, 2, "quokka numbat") == ["bo's own numbat line"]
