@@ -21,7 +21,7 @@ from avatar.upscale import Upscaler, UpscalerConfig
 from twinbot.atomic import save_torch_atomically
 
 FORMAT = "twinbot-face-gan/1"
-UPSCALER_FORMAT = "twinbot-face-upscaler/1"
+UPSCALER_FORMAT = "twinbot-face-upscaler/2"  # 2: a bias per style
 ENCODER_FORMAT = "twinbot-face-encoder/1"
 M = TypeVar("M", bound=nn.Module)
 

@@ -143,5 +143,5 @@ class FaceRenderer:
         with torch.inference_mode(), fast_inference():
             out = self.loaded.generator.draw(codes, torch.full((len(latents),), index, dtype=torch.long)).float()
             if self.upscaler is not None and style not in PIXEL_STYLES and size > out.shape[-1]:
-                out = self.upscaler.upscale(out)
+                out = self.upscaler.upscale(out, self.upscaler.style_ids([style] * len(out)))
         return [image if image.size == (size, size) else upscale(image, style, size) for image in to_images(out)]

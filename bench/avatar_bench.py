@@ -139,8 +139,10 @@ def main() -> None:
         (args.sheets / f"{style}.png").write_bytes(png_bytes(grid(faces[:4], 4)))
 
     drawn_styles = tuple(s for s in styles if s not in PIXEL_STYLES)
-    small, large = pairs(drawn_styles, args.held_out, UPSCALER_HELD_OUT_SEED, args.cache)
-    upscaled, plain = score(upscaler.upscale, small, large), score(bicubic, small, large)
+    held_out = pairs(drawn_styles, args.held_out, UPSCALER_HELD_OUT_SEED, args.cache)
+    # The held-out faces' style indices are the bench's; the upscaler's own order may differ.
+    upscaled = score(lambda x, ids: upscaler.upscale(x, upscaler.style_ids([drawn_styles[i] for i in ids])), held_out)
+    plain = score(lambda x, _: bicubic(x), held_out)
     test, _ = build_faces(styles, 100, seed=ENCODER_HELD_OUT_SEED, cache_dir=args.cache)
     inversion = inversion_scores(loaded, load_encoder(args.encoder).encoder, to_tensor(test))
 
