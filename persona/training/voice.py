@@ -6,7 +6,8 @@ no conversation of a reserved evaluation sender) with the prompts twins are trai
 so that every twin, trained or not, starts from a person chatting. It ships in `persona/voice/` and
 `persona.model` merges it into the converted base.
 
-`python -m persona.training.voice --corpus chitchat-shippable.jsonl --minutes 30 --out persona/voice`
+`python -m persona.training.voice --corpus chitchat-shippable.jsonl --minutes 70 --lines 40000 --out persona/voice`,
+then `python -m persona.training.preference` tunes it against its own replies.
 """
 
 from __future__ import annotations
@@ -99,11 +100,13 @@ async def voice_examples(lines: list[ChatLine], cfg: TrainConfig) -> list[tuple[
     return found
 
 
-def to_bf16(adapter_dir: Path) -> None:
-    """Halve the shipped file: the adapter's weights in bf16 (they are merged into fp32 weights)."""
-    path = adapter_dir / "adapter_model.safetensors"
-    tensors = {name: tensor.to(torch.bfloat16) for name, tensor in load_file(path).items()}
-    save_file(tensors, path)
+def ship(model, target: Path) -> None:  # noqa: ANN001 - a PeftModel
+    """Write the voice adapter as it ships: its weights in bf16 (they are merged into fp32 weights, and
+    the file is half the size), without the model card peft writes beside it (ours is MODEL_CARD.md)."""
+    write_adapter(model, target)
+    path = target / "adapter_model.safetensors"
+    save_file({name: tensor.to(torch.bfloat16) for name, tensor in load_file(path).items()}, path)
+    (target / "README.md").unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,8 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     model, result = train_adapter(base, tokenizer, encoded, cfg, progress=show,
                                   checkpoint_dir=settings.data_dir / "voice-checkpoint")
     bar.close()
-    write_adapter(model, args.out / "adapter")
-    to_bf16(args.out / "adapter")
+    ship(model, args.out / "adapter")
     report = {"corpus": args.corpus.name, "chats": len(keep), "lines": len(lines), "speakers": len(per_speaker),
               "sequences": len(encoded), "rank": args.rank, "targets": list(ALL_LINEAR),
               "learning_rate": args.learning_rate, **result.metrics(),

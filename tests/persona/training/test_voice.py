@@ -1,9 +1,17 @@
-"""The chat voice's examples: each sender's own lines, with their chat before them, as /train makes a twin's."""
+"""The chat voice: each sender's own lines as examples, as /train makes a twin's, and the adapter as it ships."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import torch
+from peft import PeftModel, get_peft_model
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM
+
+from persona.model import ALL_LINEAR, lora_config
 from persona.training.lora import TrainConfig
-from persona.training.voice import ChatLine, voice_examples
+from persona.training.voice import ChatLine, ship, voice_examples
 
 
 async def test_each_sender_learns_only_their_own_lines_even_under_a_shared_first_name() -> None:
@@ -25,3 +33,15 @@ async def test_each_sender_learns_only_their_own_lines_even_under_a_shared_first
     # Their prompt recalls another of their own lines, never the line being learned.
     assert all(e.target not in e.recalled for e in person_1)
     assert any(e.recalled for e in person_1)
+
+
+def test_the_shipped_adapter_is_bf16_without_peft_s_model_card_and_loads(tiny_model_dir: Path, tmp_path: Path) -> None:
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32),
+                           lora_config(4, ALL_LINEAR))
+    ship(model, tmp_path / "adapter")
+    assert sorted(p.name for p in (tmp_path / "adapter").iterdir()) == ["adapter_config.json",
+                                                                         "adapter_model.safetensors"]
+    weights = load_file(tmp_path / "adapter" / "adapter_model.safetensors")
+    assert weights and all(tensor.dtype == torch.bfloat16 for tensor in weights.values())
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    PeftModel.from_pretrained(base, tmp_path / "adapter").merge_and_unload()  # as persona.model merges it
