@@ -4,7 +4,7 @@ Trained on real chats alone (persona.training.voice), the voice writes plausible
 generic lines: readers told them from real ones by exactly that. Here each pair is one prompt as
 a twin sees it (persona prompt, recalled lines, the chat), the real next line as the chosen reply
 and the voice's own sampled reply, drawn by the product's inference worker, as the rejected one.
-The voice adapter goes on training with DPO (Rafailov et al. 2023; self-play pairs as in SPIN,
+The shipped voice adapter goes on training with DPO (Rafailov et al. 2023; self-play pairs as in SPIN,
 Chen et al. 2024), its starting weights as the reference, plus the chosen line's loss per token
 (as RPO adds it) so that both lines' likelihoods do not fall together.
 
@@ -34,15 +34,11 @@ from transformers import PreTrainedTokenizerBase
 from persona.examples import Example
 from persona.model import BUNDLED, CHAT_VOICE_DIR, load_base_model
 from persona.prompt import build_prompt_ids, build_training_ids
-from persona.serving.service import PROMPT_TOKENS, acceptable, clean_reply, normalised
+from persona.serving.service import PROMPT_TOKENS, acceptable, clean_reply, normalised, reply_length
 from persona.serving.worker import InferenceWorker, Sampling
 from persona.training.lora import TRAINING_ATTENTION, TrainConfig, labelled_nll, learning_rate_factor, pad_batch
 from persona.training.voice import named, read_lines, ship, voice_examples
 from twinbot.settings import Settings, load_settings
-
-REPLY_TOKENS = 40
-SOFT_TOKENS = 12
-"""The rejected replies are drawn as an instant twin's are, for an owner whose usual length is unknown."""
 
 Encoded = tuple[list[int], list[int]]
 
@@ -92,7 +88,9 @@ def pairs_from(tokenizer: PreTrainedTokenizerBase, owner_of: list[str], examples
 
 
 async def draw_replies(settings: Settings, prompts: list[list[int]], progress: bool) -> list[str]:
-    """The voice's reply to each prompt, through the product's inference worker (its sampler and batching)."""
+    """The voice's reply to each prompt, through the product's inference worker (its sampler and batching),
+    as long as an instant twin's, whose owner's usual length is unknown."""
+    length = reply_length([], settings.max_new_tokens)
     worker = InferenceWorker.from_settings(settings)
     await worker.start()
     replies: list[str] = []
@@ -100,7 +98,7 @@ async def draw_replies(settings: Settings, prompts: list[list[int]], progress: b
         with tqdm(total=len(prompts), desc="drawing the voice's replies", disable=not progress) as bar:
             for start in range(0, len(prompts), settings.max_batch_size):
                 chunk = prompts[start: start + settings.max_batch_size]
-                drawn = await asyncio.gather(*(worker.generate(ids, None, REPLY_TOKENS, Sampling(), SOFT_TOKENS)
+                drawn = await asyncio.gather(*(worker.generate(ids, None, length.cap, Sampling(), length.soft)
                                                for ids in chunk))
                 replies += [messages[0] if messages else "" for messages in drawn]
                 bar.update(len(chunk))
@@ -161,7 +159,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m persona.training.preference", description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, required=True, help="bench/chitchat_corpus.py --only shippable output")
     parser.add_argument("--out", type=Path, required=True, help="where the tuned voice adapter is written")
-    parser.add_argument("--voice", type=Path, default=CHAT_VOICE_DIR, help="the voice adapter to start from")
     parser.add_argument("--pairs", type=int, default=2000, help="prompts to draw a reply for")
     parser.add_argument("--minutes", type=float, default=15.0, help="training time budget")
     parser.add_argument("--beta", type=float, default=0.1)
@@ -172,8 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    if not (args.voice / "adapter_config.json").is_file():
-        print(f"preference: no voice adapter in {args.voice}", file=sys.stderr)
+    if not (CHAT_VOICE_DIR / "adapter_config.json").is_file():
+        print(f"preference: no voice adapter in {CHAT_VOICE_DIR}", file=sys.stderr)
         return 1
     try:
         lines = named(read_lines(args.corpus), args.seed)
@@ -184,8 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     per_speaker = asyncio.run(voice_examples(lines, cfg))
     flat = [(name, example) for name, examples in per_speaker for example in examples]
     chosen = random.Random(args.seed).sample(flat, min(args.pairs, len(flat)))
-    # The plain bundled base, the voice adapter trained on top; replies are drawn from the base with the
-    # shipped voice merged in, what twins say now.
+    # The plain bundled base with the shipped voice adapter on top, trained on; the replies are drawn from
+    # the same voice merged into the base, as twins serve it.
     base, tokenizer = load_base_model(load_settings(base_model=BUNDLED, chat_voice=False), dtype=cfg.base_dtype)
     prompts = [build_prompt_ids(tokenizer, name, list(example.context), list(example.recalled), PROMPT_TOKENS)
                for name, example in chosen]
@@ -193,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     pairs = pairs_from(tokenizer, [name for name, _ in chosen], [example for _, example in chosen], replies,
                        cfg.max_tokens)
     base.set_attn_implementation(TRAINING_ATTENTION)
-    model = PeftModel.from_pretrained(base, args.voice, is_trainable=True)
+    model = PeftModel.from_pretrained(base, CHAT_VOICE_DIR, is_trainable=True)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     report = train_preference(model, pairs, pad_id, cfg, beta=args.beta, sft_weight=args.sft_weight,
                               batch_pairs=args.batch_pairs, progress=True)
