@@ -5,7 +5,10 @@
 message, one the twin's, shuffled; a burst shows its messages one under the other),
 `OUT_DIR/key.json` (which is real) and `OUT_DIR/side_by_side.md` (the same pairs unshuffled, for
 people to read; a burst's messages joined by " / "). Pairs never share a chat, and every speaker
-gets its share. `python bench/blind_sheet.py score OUT_DIR/key.json ANSWERS` prints how often readers
+gets its share. With `--control`, each pair's other message is not the twin's but the same person's
+real message from another of the samples' chats: how often readers take the owner's own words, out
+of their thread, for the real next message is the mark a twin that writes like its owner without
+following the chat would get. `python bench/blind_sheet.py score OUT_DIR/key.json ANSWERS` prints how often readers
 took the twin for the real one; ANSWERS holds one "N: A" or "N: B" per line (the reader's pick).
 """
 
@@ -45,13 +48,36 @@ def pick_pairs(samples: list[dict], count: int, seed: int) -> list[dict]:
     return chosen
 
 
+def with_control(chosen: list[dict], samples: list[dict], seed: int) -> list[dict]:
+    """The chosen pairs with each twin reply replaced by the same speaker's real message from one of
+    the samples not chosen, and shown in no chosen pair's chat (a pair whose speaker has none left
+    is dropped): a message a reader has not seen elsewhere on the sheet."""
+    rng = random.Random(seed)
+    on_sheet = {id(item) for item in chosen}
+    shown_lines = {line for item in chosen for line in item["context"]}
+    unused: dict[str, list[str]] = defaultdict(list)
+    for item in samples:
+        lines = {f"{item['speaker']}: {real}" for real in item["real"].splitlines()}
+        if id(item) not in on_sheet and item["real"].strip() and not lines & shown_lines:
+            unused[item["speaker"]].append(item["real"])
+    controls = []
+    for item in chosen:
+        others = unused[item["speaker"]]
+        if others:
+            controls.append({**item, "twin": others.pop(rng.randrange(len(others)))})
+    return controls
+
+
 def shown(reply: str) -> str:
     """A reply as a reader sees it: a burst's messages one under the other."""
     return reply.replace("\n", "\n   ")
 
 
-def write_sheet(samples: Path, out: Path, count: int, seed: int) -> int:
-    items = pick_pairs([json.loads(line) for line in samples.read_text().splitlines() if line.strip()], count, seed)
+def write_sheet(samples: Path, out: Path, count: int, seed: int, control: bool = False) -> int:
+    loaded = [json.loads(line) for line in samples.read_text().splitlines() if line.strip()]
+    items = pick_pairs(loaded, count, seed)
+    if control:
+        items = with_control(items, loaded, seed)
     rng = random.Random(seed + 1)
     out.mkdir(parents=True, exist_ok=True)
     sheet, side, key = [], [], {}
@@ -86,13 +112,15 @@ def main(argv: list[str] | None = None) -> int:
     make.add_argument("out", type=Path)
     make.add_argument("--pairs", type=int, default=40)
     make.add_argument("--seed", type=int, default=0)
+    make.add_argument("--control", action="store_true",
+                      help="pair each real message with the same person's real message from another chat")
     judge = sub.add_parser("score")
     judge.add_argument("key", type=Path)
     judge.add_argument("answers", type=Path)
     args = parser.parse_args(argv)
     try:
         if args.what == "sheet":
-            print(f"wrote {write_sheet(args.samples, args.out, args.pairs, args.seed)} pairs to {args.out}")
+            print(f"wrote {write_sheet(args.samples, args.out, args.pairs, args.seed, args.control)} pairs to {args.out}")
         else:
             print(json.dumps(score(args.key, args.answers)))
     except (OSError, ValueError, KeyError) as exc:

@@ -44,3 +44,22 @@ def test_a_burst_shows_one_message_a_line_and_its_later_lines_give_no_pair_away(
     write_sheet(tmp_path / "samples.jsonl", tmp_path / "out", 1, seed=0)
     sheet = (tmp_path / "out" / "sheet.md").read_text()
     assert "hey\n   what's up" in sheet and "yo\n   sup\n   lol" in sheet
+
+
+def test_a_control_sheet_pairs_each_real_message_with_an_unseen_one_of_the_same_person(tmp_path: Path) -> None:
+    samples = [{"speaker": f"S{i % 2}", "context": [f"Bo: q {i}"], "real": f"real {i}", "twin": f"twin {i}"}
+               for i in range(12)]
+    samples.append({"speaker": "S0", "context": ["Bo: hi", "S0: real 0"], "real": "later", "twin": "t"})
+    (tmp_path / "samples.jsonl").write_text("\n".join(json.dumps(s) for s in samples))
+    assert write_sheet(tmp_path / "samples.jsonl", tmp_path / "out", 6, seed=0, control=True) == 6
+    key = json.loads((tmp_path / "out" / "key.json").read_text())
+    sheet = (tmp_path / "out" / "sheet.md").read_text()
+    reals, others = [], []
+    for n, block in enumerate(sheet.split("## ")[1:], 1):
+        speaker = block.split("is from ", 1)[1].split("\n", 1)[0]
+        shown = {line[0]: line[3:] for line in block.splitlines() if line[:3] in ("A: ", "B: ")}
+        reals.append(shown[key[str(n)]])
+        others.append(shown["B" if key[str(n)] == "A" else "A"])
+        assert others[-1] in {s["real"] for s in samples if s["speaker"] == speaker}  # the same person's words
+    assert not set(others) & set(reals) and len(set(others)) == len(others)  # none seen elsewhere on the sheet
+    assert not any(f"S0: {other}" in sheet or f"S1: {other}" in sheet for other in others)
