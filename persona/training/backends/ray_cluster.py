@@ -20,6 +20,7 @@ import hashlib
 import logging
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,8 @@ log = logging.getLogger(__name__)
 
 WAIT_S = 0.5
 CLEAN_TIMEOUT_S = 30.0
+GONE_FOR_S = 1.0
+"""A removed scratch dir must stay gone this long: a task killed a moment ago may still be writing."""
 
 
 def connect(settings: Settings) -> None:
@@ -71,16 +74,45 @@ def _scratch(name: str) -> Path:
     return Path(tempfile.gettempdir()) / name
 
 
+def remove_until_gone(path: Path, gone_for_s: float = GONE_FOR_S, limit_s: float = CLEAN_TIMEOUT_S / 2) -> bool:
+    """Delete `path` again until it has stayed gone for `gone_for_s`; whether it did within `limit_s`.
+
+    A task killed by a cancel can still be finishing a checkpoint as the worker learns it was
+    cancelled (on a loaded machine): its write recreates the dir, or a file made while rmtree walks
+    it leaves the dir in place, and one removal would leave the checkpoint on the node.
+    """
+    deadline = time.monotonic() + limit_s
+    while True:
+        shutil.rmtree(path, ignore_errors=True)
+        gone_since = time.monotonic()
+        while not path.exists():
+            if time.monotonic() - gone_since >= gone_for_s:
+                return True
+            time.sleep(0.05)
+        if time.monotonic() > deadline:
+            return False
+
+
 @ray.remote(num_cpus=0, max_retries=0)
-def _remove_scratch(name: str) -> None:
-    shutil.rmtree(_scratch(name), ignore_errors=True)
+def _remove_scratch(name: str) -> bool:
+    return remove_until_gone(_scratch(name))
 
 
 def remove_scratch_everywhere(name: str) -> None:
     """Delete a job's scratch dir (its checkpoint and adapter) on every node of the cluster."""
     removals = [_remove_scratch.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False))
                 .remote(name) for node in ray.nodes() if node["Alive"]]
-    ray.wait(removals, num_returns=len(removals), timeout=CLEAN_TIMEOUT_S)
+    done, waiting = ray.wait(removals, num_returns=len(removals), timeout=CLEAN_TIMEOUT_S)
+    left = len(waiting) + sum(not _removed(ref) for ref in done)
+    if left:
+        log.warning("scratch dir %s may be left on %d of %d nodes", name, left, len(removals))
+
+
+def _removed(removal: ray.ObjectRef) -> bool:
+    try:
+        return bool(ray.get(removal))
+    except ray.exceptions.RayError:  # its node went away meanwhile
+        return False
 
 
 @ray.remote(max_retries=0)

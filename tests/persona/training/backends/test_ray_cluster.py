@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -19,11 +20,14 @@ from persona.training.lora import CHECKPOINT_FILE, Progress, TrainConfig
 from persona.paths import adapter_path, checkpoint_dir
 from persona.training.trainer import run_worker
 from persona_store import JobState, Store
+from twinbot.atomic import write_file_atomically
 from tests.persona.training.test_trainer import seed_user
 from twinbot.settings import Settings
 
 ray = pytest.importorskip("ray", reason="the ray extra is part of the dev install (make test)")
-from persona.training.backends.ray_cluster import CheckpointFile, _relay, scratch_name  # noqa: E402 - needs ray
+from persona.training.backends.ray_cluster import (  # noqa: E402 - needs ray
+    CheckpointFile, _relay, remove_until_gone, scratch_name,
+)
 from ray.util.queue import Queue  # noqa: E402
 
 
@@ -158,3 +162,37 @@ def test_relaying_keeps_the_newest_checkpoint_and_returns_even_while_the_task_fl
         assert relayed[0].step > 1000
     finally:
         ray.kill(queue.actor)
+
+
+def test_a_scratch_dir_a_dying_task_writes_again_is_removed_until_it_stays_gone(tmp_path: Path) -> None:
+    scratch = tmp_path / "twinbot-train-0"
+    (scratch / "checkpoints").mkdir(parents=True)
+
+    def last_checkpoint() -> None:  # the killed task, finishing its checkpoint after the first removal
+        time.sleep(0.3)
+        write_file_atomically(scratch / "checkpoints" / CHECKPOINT_FILE, lambda fh: fh.write(b"late"))
+
+    writer = threading.Thread(target=last_checkpoint)
+    writer.start()
+    assert remove_until_gone(scratch, gone_for_s=0.8, limit_s=5)
+    writer.join()
+    assert not scratch.exists()
+
+
+def test_a_scratch_dir_that_keeps_coming_back_is_reported(tmp_path: Path) -> None:
+    scratch = tmp_path / "twinbot-train-1"
+    stop = threading.Event()
+
+    def still_writing() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(OSError):  # removed under its feet: write it again
+                write_file_atomically(scratch / "checkpoints" / CHECKPOINT_FILE, lambda fh: fh.write(b"again"))
+            time.sleep(0.02)
+
+    writer = threading.Thread(target=still_writing)
+    writer.start()
+    try:
+        assert not remove_until_gone(scratch, gone_for_s=0.5, limit_s=0.5)
+    finally:
+        stop.set()
+        writer.join()
