@@ -1,14 +1,15 @@
 """Blind tests and sample sheets from `twinbot eval --samples` files.
 
-`python bench/blind_sheet.py sheet SAMPLES.jsonl OUT_DIR [--pairs 40] [--seed 0]` writes
+`python bench/blind_sheet.py sheet SAMPLES.jsonl OUT_DIR [--pairs 40] [--seed 0] [--control]` writes
 `OUT_DIR/sheet.md` (for a reader: the chat so far, then messages A and B, one the real next
 message, one the twin's, shuffled; a burst shows its messages one under the other),
 `OUT_DIR/key.json` (which is real) and `OUT_DIR/side_by_side.md` (the same pairs unshuffled, for
 people to read; a burst's messages joined by " / "). Pairs never share a chat, and every speaker
 gets its share. With `--control`, each pair's other message is not the twin's but the same person's
-real message from another of the samples' chats: how often readers take the owner's own words, out
-of their thread, for the real next message is the mark a twin that writes like its owner without
-following the chat would get. `python bench/blind_sheet.py score OUT_DIR/key.json ANSWERS` prints how often readers
+real message from another of the samples' chats, one not shown elsewhere on the sheet: how often
+readers take the person's own words, out of their thread, for the real next message is the mark a
+twin that writes like its owner without following the chat would get (side_by_side.md calls it
+"other"). `python bench/blind_sheet.py score OUT_DIR/key.json ANSWERS` prints how often readers
 took the twin for the real one; ANSWERS holds one "N: A" or "N: B" per line (the reader's pick).
 """
 
@@ -88,7 +89,7 @@ def write_sheet(samples: Path, out: Path, count: int, seed: int, control: bool =
         chat = "\n".join(f"> {line}" for line in item["context"])
         sheet.append(f"## {n}. The next message is from {item['speaker']}\n\n{chat}\n\nA: {shown(a)}\n\nB: {shown(b)}\n")
         side.append(f"## {n}. {item['speaker']}\n\n{chat}\n\n- real: {' / '.join(item['real'].splitlines())}\n"
-                    f"- twin: {' / '.join(item['twin'].splitlines())}\n")
+                    f"- {'other' if control else 'twin'}: {' / '.join(item['twin'].splitlines())}\n")
     (out / "sheet.md").write_text("\n".join(sheet))
     (out / "side_by_side.md").write_text("\n".join(side))
     (out / "key.json").write_text(json.dumps(key, indent=1) + "\n")

@@ -63,3 +63,5 @@ def test_a_control_sheet_pairs_each_real_message_with_an_unseen_one_of_the_same_
         assert others[-1] in {s["real"] for s in samples if s["speaker"] == speaker}  # the same person's words
     assert not set(others) & set(reals) and len(set(others)) == len(others)  # none seen elsewhere on the sheet
     assert not any(f"S0: {other}" in sheet or f"S1: {other}" in sheet for other in others)
+    side = (tmp_path / "out" / "side_by_side.md").read_text()
+    assert "- other: " in side and "- twin: " not in side
