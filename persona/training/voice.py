@@ -6,8 +6,9 @@ no conversation of a reserved evaluation sender) with the prompts twins are trai
 so that every twin, trained or not, starts from a person chatting. It ships in `persona/voice/` and
 `persona.model` merges it into the converted base.
 
-`python -m persona.training.voice --corpus chitchat-shippable.jsonl --minutes 70 --lines 40000 --out persona/voice`,
-then `python -m persona.training.preference` tunes it against its own replies.
+`python -m persona.training.voice --corpus chitchat-shippable.jsonl --minutes 70 --lines 40000 --out persona/voice`
+(`python -m persona.training.preference` tunes it further against its own replies; that was tried
+and is not what ships: docs/benchmarks.md).
 """
 
 from __future__ import annotations
