@@ -11,10 +11,12 @@ trained exactly as `/train` trains one (same examples, prompts and settings) on 
 Twins are scored as they answer: each held-out line x is the reply to the prompt twin t would get
 in a chat (persona prompt with t's name, t's own past lines most like the line being answered,
 found by the store's search, and the conversation seen from t's side), with t's adapter folded in
-as serving folds a lone reply's.
-score(x, t) = loss_t(x | context) - loss_base(x | context), where the base reads the same
-conversation with no persona; x is attributed to the twin with the lowest score, alone and summed
-over windows of consecutive lines of one speaker. `ppl_base` is the owner's untrained twin (same
+as serving folds a lone reply's, at the strength it was trained at (serving amplifies it,
+ADAPTER_STRENGTH, which tells owners apart less well: docs/benchmarks.md).
+score(x, t) = loss_t(x | context) - loss_base(x | context) in nats, where the base reads the same
+conversation with no persona; x is attributed to the twin with the lowest score, and so is each
+window of 5 consecutive lines of one speaker, by the sum of its lines' scores: the window's
+likelihood ratio, in which each token counts once. `ppl_base` is the owner's untrained twin (same
 prompt, no adapter): what training adds. For scale, an n-gram classifier trained on the same lines
 attributes them too (persona.evaluation.classifier).
 
@@ -387,6 +389,18 @@ def reply_measures(lines: list[Line], splits: list[Split], replies: Replies, ref
     }
 
 
+def log_likelihood_ratios(twin_losses: list[list[tuple[float, int]]], neutral: list[tuple[float, int]]
+                          ) -> list[list[float]]:
+    """How many nats less likely each held-out line is under each twin than under the base with no
+    persona (`twin_losses[twin][line]` and `neutral[line]` are (summed NLL, tokens)), as
+    `ratios[line][twin]`.
+
+    A window's ratios add up to the whole window's: the twin that makes its ~40 tokens likeliest wins.
+    Per line, dividing by the line's tokens picks the same twin, since every twin reads the same tokens.
+    """
+    return [[twin[i][0] - base for twin in twin_losses] for i, (base, _) in enumerate(neutral)]
+
+
 def attribute(scores: list[list[float]], *, centred: bool = False) -> list[int]:
     """The twin each held-out line goes to, the one with the lowest score (`scores[line][twin]`).
 
@@ -450,13 +464,11 @@ def evaluate(settings: Settings, lines: list[Line], splits: list[Split], seed: i
     if samples is not None:
         write_samples(samples, replies.answers)
 
-    def mean_nll(pair: tuple[float, int]) -> float:
-        return pair[0] / max(pair[1], 1)
-
     reference = reference_attribution(lines, splits, tests, replies.answers)
     reply_report = {**reply_measures(lines, splits, replies, reference, relevance), "reply_lines": len(reply_tests)}
-    scores = [[mean_nll(twin_loss[k][i]) - mean_nll(neutral[i]) for k in range(len(names))] for i in range(len(tests))]
-    window_scores, window_owners = measures.windows(scores, [owner_k for owner_k, _ in tests])
+    ratios = log_likelihood_ratios([twin_loss[k] for k in range(len(names))], neutral)
+    scores = [[ratio / max(tokens, 1) for ratio in row] for row, (_, tokens) in zip(ratios, neutral, strict=True)]
+    window_scores, window_owners = measures.windows(ratios, [owner_k for owner_k, _ in tests])
     confusion = [[0] * len(names) for _ in names]
     for (owner_k, _), guess in zip(tests, attribute(scores), strict=True):
         confusion[owner_k][guess] += 1

@@ -66,6 +66,24 @@ def test_centring_stops_a_twin_that_lowers_every_line_from_taking_them_all() -> 
     assert attribute(scores, centred=True) == [0, 0, 1, 1]
 
 
+def test_a_window_goes_to_the_twin_that_makes_its_tokens_likeliest() -> None:
+    from persona.evaluation.replies import windows
+    from persona.evaluation.suite import attribute, log_likelihood_ratios
+
+    # Five lines of twin 0's owner: four "ok." (2 tokens) that twin 1 finds a little likelier, and one
+    # line of 30 tokens that twin 0 finds much likelier. Per token, twin 1 wins four lines of five and
+    # their per-line means add up in its favour; over the window's 38 tokens, twin 0 is likelier.
+    neutral = [(6.0, 2)] * 4 + [(90.0, 30)]
+    twin0 = [(5.0, 2)] * 4 + [(60.0, 30)]
+    twin1 = [(3.0, 2)] * 4 + [(88.0, 30)]
+    ratios = log_likelihood_ratios([twin0, twin1], neutral)
+    assert ratios[0] == [-1.0, -3.0] and ratios[4] == [-30.0, -2.0]
+    per_token = [[ratio / tokens for ratio in row] for row, (_, tokens) in zip(ratios, neutral)]
+    assert attribute(per_token) == [1, 1, 1, 1, 0]
+    assert attribute(windows(per_token, [0] * 5)[0]) == [1]
+    assert attribute(windows(ratios, [0] * 5)[0]) == [0]
+
+
 def test_bad_corpus_and_too_few_lines_fail_clearly(tmp_path: Path, capsys: pytest.CaptureFixture,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
