@@ -19,8 +19,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import shutil
-import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,15 +38,17 @@ from persona.training.lora import (
     train_adapter,
     write_adapter,
 )
+from persona.training.scratch_removal import REMOVAL_LIMIT_S, remove_scratch, scratch_dir
 from twinbot.atomic import write_dir_atomically, write_file_atomically
 from twinbot.settings import Settings, without_secrets
 
 log = logging.getLogger(__name__)
 
 WAIT_S = 0.5
-CLEAN_TIMEOUT_S = 30.0
-GONE_FOR_S = 1.0
-"""A removed scratch dir must stay gone this long: a task killed a moment ago may still be writing."""
+KILL_TIMEOUT_S = 30.0
+"""How long a cancelled task may take to die before its scratch dir is removed anyway."""
+CLEAN_TIMEOUT_S = 2 * REMOVAL_LIMIT_S
+"""How long the worker waits for every node's removal: a node may first start a Ray worker for it."""
 
 
 def connect(settings: Settings) -> None:
@@ -70,37 +70,9 @@ def scratch_name(run: TrainRun) -> str:
     return "twinbot-train-" + hashlib.sha256(str(run.checkpoints.resolve()).encode()).hexdigest()[:16]
 
 
-def _scratch(name: str) -> Path:
-    return Path(tempfile.gettempdir()) / name
-
-
-def remove_until_gone(path: Path, gone_for_s: float = GONE_FOR_S, limit_s: float = CLEAN_TIMEOUT_S / 2) -> bool:
-    """Delete `path` again until it has stayed gone for `gone_for_s`; whether it did within `limit_s`.
-
-    A task killed by a cancel can still be finishing a checkpoint as the worker learns it was
-    cancelled (on a loaded machine): its write recreates the dir, or a file made while rmtree walks
-    it leaves the dir in place, and one removal would leave the checkpoint on the node.
-    """
-    deadline = time.monotonic() + limit_s
-    while True:
-        shutil.rmtree(path, ignore_errors=True)
-        gone_since = time.monotonic()
-        while not path.exists():
-            if time.monotonic() - gone_since >= gone_for_s:
-                return True
-            time.sleep(0.05)
-        if time.monotonic() > deadline:
-            return False
-
-
-@ray.remote(num_cpus=0, max_retries=0)
-def _remove_scratch(name: str) -> bool:
-    return remove_until_gone(_scratch(name))
-
-
 def remove_scratch_everywhere(name: str) -> None:
     """Delete a job's scratch dir (its checkpoint and adapter) on every node of the cluster."""
-    removals = [_remove_scratch.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False))
+    removals = [remove_scratch.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False))
                 .remote(name) for node in ray.nodes() if node["Alive"]]
     done, waiting = ray.wait(removals, num_returns=len(removals), timeout=CLEAN_TIMEOUT_S)
     left = len(waiting) + sum(not _removed(ref) for ref in done)
@@ -131,7 +103,7 @@ def _train_task(settings: Settings, owner_name: str, examples: list[Example], co
         progress.put(p)
         return True
 
-    tmp = _scratch(scratch)
+    tmp = scratch_dir(scratch)
     shutil.rmtree(tmp, ignore_errors=True)  # an earlier attempt's, killed on this node
     try:
         checkpoints = tmp / "checkpoints"
@@ -182,7 +154,7 @@ def train_on_ray(settings: Settings, run: TrainRun, progress: Callable[[Progress
             latest = _relay(queue, checkpoint) or latest
             if not progress(latest):
                 ray.cancel(task, force=True)
-                ray.wait([task], timeout=CLEAN_TIMEOUT_S)  # killed: it left its scratch dir behind
+                ray.wait([task], timeout=KILL_TIMEOUT_S)  # killed: it left its scratch dir behind
                 remove_scratch_everywhere(scratch)
                 raise TrainingStopped(f"stopped at step {latest.step} of {latest.total_steps}")
             if done:

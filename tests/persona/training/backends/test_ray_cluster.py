@@ -26,8 +26,9 @@ from twinbot.settings import Settings
 
 ray = pytest.importorskip("ray", reason="the ray extra is part of the dev install (make test)")
 from persona.training.backends.ray_cluster import (  # noqa: E402 - needs ray
-    CheckpointFile, _relay, remove_until_gone, scratch_name,
+    CheckpointFile, _relay, scratch_name,
 )
+from persona.training.scratch_removal import remove_until_gone  # noqa: E402 - needs ray
 from ray.util.queue import Queue  # noqa: E402
 
 
