@@ -7,7 +7,6 @@ import contextlib
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ ray = pytest.importorskip("ray", reason="the ray extra is part of the dev instal
 from persona.training.backends.ray_cluster import (  # noqa: E402 - needs ray
     CheckpointFile, _relay, scratch_name,
 )
-from persona.training.scratch_removal import remove_until_gone  # noqa: E402 - needs ray
+from persona.training.scratch_removal import remove_until_gone, scratch_dir  # noqa: E402 - needs ray
 from ray.util.queue import Queue  # noqa: E402
 
 
@@ -68,7 +67,7 @@ async def test_a_cancelled_job_stops_the_ray_task_and_leaves_nothing_on_the_node
         user = await seed_user(store)
         job = await store.jobs.enqueue(user.id, {})
         run = TrainRun("Ana", [], TrainConfig(), checkpoint_dir(s, user.id, job.id), adapter_path(s, user.id, job.id))
-        scratch = Path(tempfile.gettempdir()) / scratch_name(run)
+        scratch = scratch_dir(scratch_name(run))
         worker = asyncio.create_task(run_worker(s, threading.Event(), once=True))
         for _ in range(3000):  # a busy machine is slow to start Ray workers: cancel once training runs
             current = await store.jobs.get(job.id)
