@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import aiosqlite
 
@@ -12,10 +12,14 @@ from persona_store.errors import MessageQuotaFull
 from persona_store.models import AddResult, NewMessage, StoredMessage
 
 _COLUMNS = "id, owner_id, platform, chat_id, message_id, author, is_own, ts, text, source, reply_to, is_dm"
+_M_COLUMNS = ", ".join("m." + column.strip() for column in _COLUMNS.split(","))
 _WORD = re.compile(r"\w{2,}", re.UNICODE)
 # Enough words to find similar lines; more only slows the OR query down.
 _MAX_QUERY_WORDS = 24
 
+
+# Others' lines looked at per answer wanted (`Messages.answers_to`).
+_ANSWER_CANDIDATES = 8
 
 # Rows deleted per write transaction: each one holds the write lock briefly.
 _DELETE_BATCH = 2_000
@@ -155,14 +159,15 @@ class Messages:
             deleted += changed
 
     async def merge_index(self) -> None:
-        """Merge the full-text index into one segment, dropping the words of deleted messages.
+        """Merge each full-text index into one segment, dropping the words of deleted messages.
 
         Deleting a message only adds a delete marker to the index; its words stay in older segments
         until those are merged with the marker. SQLite 3.40's incremental 'merge' with a negative
         page count corrupts the index when inserts come between its steps, so this is one 'optimize'
-        transaction: its cost follows the index's size, not the whole file's.
+        transaction per index: its cost follows the index's size, not the whole file's.
         """
-        await self._db.execute("INSERT INTO messages_fts (messages_fts) VALUES ('optimize')")
+        for index in ("messages_fts", "context_fts"):
+            await self._db.execute(f"INSERT INTO {index} ({index}) VALUES ('optimize')")
 
     async def for_training(self, owner_id: int) -> list[StoredMessage]:
         """All of the owner's messages, in conversation order within each chat."""
@@ -206,14 +211,43 @@ class Messages:
 
         `include_dm=False` keeps lines captured in private chats out of answers given in groups.
         """
+        return await self._matching(
+            text, limit,
+            f"SELECT {_M_COLUMNS} FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid"
+            " WHERE messages_fts MATCH ? AND m.owner_id = ? AND m.is_own = 1 AND (? OR m.is_dm = 0)"
+            " ORDER BY bm25(messages_fts) LIMIT ?",
+            lambda query: (query, owner_id, int(include_dm), limit),
+        )
+
+    async def answers_to(self, owner_id: int, text: str, limit: int, include_dm: bool) -> list[StoredMessage]:
+        """What the owner answered when others said something like `text`: the owner's lines that came
+        right after others' lines most like it (BM25), best first.
+
+        How the owner replied to a like message shows a twin what its owner says back. The best
+        `_ANSWER_CANDIDATES` × `limit` matches are looked at, as most lines of a group chat are followed
+        by someone else's.
+        """
+        found = await self._matching(
+            text, limit,
+            f"SELECT {_M_COLUMNS} FROM ("
+            " SELECT c.id, c.owner_id, c.platform, c.chat_id, c.ts, bm25(context_fts, 1.0, 0.0) AS rank"
+            " FROM context_fts JOIN messages c ON c.id = context_fts.rowid"
+            " WHERE context_fts MATCH ? AND c.owner_id = ? ORDER BY rank LIMIT ?"
+            ") hit JOIN messages m ON m.id = ("
+            " SELECT n.id FROM messages n WHERE n.owner_id = hit.owner_id AND n.platform = hit.platform"
+            " AND n.chat_id = hit.chat_id AND (n.ts > hit.ts OR (n.ts = hit.ts AND n.id > hit.id))"
+            " ORDER BY n.ts, n.id LIMIT 1)"
+            " WHERE m.is_own = 1 AND (? OR m.is_dm = 0) ORDER BY hit.rank",
+            lambda query: (f'owner_id : "{owner_id}" AND ({query})', owner_id, limit * _ANSWER_CANDIDATES,
+                           int(include_dm)),
+        )
+        return list({message.id: message for message in found}.values())[:limit]
+
+    async def _matching(self, text: str, limit: int, sql: str, params: Callable[[str], tuple]
+                        ) -> list[StoredMessage]:
+        """The messages `sql` selects with the full-text query of `text` in `params`: none when `text`
+        has no words to search by or `limit` is 0."""
         query = fts_query(text)
         if query is None or limit <= 0:
             return []
-        rows = await self._db.fetchall(
-            f"SELECT {', '.join('m.' + c.strip() for c in _COLUMNS.split(','))} FROM messages_fts"
-            " JOIN messages m ON m.id = messages_fts.rowid"
-            " WHERE messages_fts MATCH ? AND m.owner_id = ? AND m.is_own = 1 AND (? OR m.is_dm = 0)"
-            " ORDER BY bm25(messages_fts) LIMIT ?",
-            (query, owner_id, int(include_dm), limit),
-        )
-        return [_message(row) for row in rows]
+        return [_message(row) for row in await self._db.fetchall(sql, params(query))]

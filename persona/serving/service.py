@@ -1,8 +1,8 @@
 """The twin service the bot talks to: builds the prompt a twin sees and gets its reply from the worker.
 
 The prompt holds our persona system prompt with the owner's name, a few of the owner's own past
-lines most like the new message (full-text search in the store: an "instant twin" even before
-training), and the recent conversation. Replies use the owner's adapter when one is trained, and
+lines (what they answered to messages like the new one, then their lines most like it: full-text
+search in the store, an "instant twin" even before training), and the recent conversation. Replies use the owner's adapter when one is trained, and
 come as the owner writes: about as long as their lines, in bursts as often as theirs, each message
 as soon as the model has written it.
 """

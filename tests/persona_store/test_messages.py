@@ -65,3 +65,31 @@ async def test_what_followed_each_own_line_in_its_own_chat(tmp_path: Path) -> No
         followed = await store.messages.what_followed_own(me.id, 10)
         assert sorted(followed) == sorted([(True, 1.0), (False, 3.0), (False, 100.0)])
         assert len(await store.messages.what_followed_own(me.id, 2)) == 1  # the 2 newest: 9 (last) and 3
+
+
+async def test_answers_to_finds_what_the_owner_said_right_after_a_like_line(tmp_path: Path) -> None:
+    async with open_store(tmp_path / "db.sqlite3") as store:
+        me = await store.users.get_or_create("console", "me", "Me")
+        other = await store.users.get_or_create("console", "other", "Other")
+        await store.messages.add_many([
+            message(me.id, 1, "what year are you in?", own=False),
+            message(me.id, 2, "sophomore, finally"),
+            message(me.id, 3, "what year is it even", own=False),
+            message(me.id, 4, "lol no idea", own=False),  # a line by someone else came after it: no answer
+            message(me.id, 5, "which year was that"),
+            message(me.id, 6, "the year of the snake"),  # answers the owner's own line
+            message(me.id, 7, "what year did you graduate?", own=False, chat="dm", dm=True),
+            message(me.id, 8, "class of 2019, shh", chat="dm", dm=True),
+            message(me.id, 9, "unrelated chatter", own=False, chat="c2"),
+            message(me.id, 10, "an answer to something else", chat="c2"),
+            message(other.id, 11, "what year are you in?", own=False),
+            message(other.id, 12, "someone else's answer"),
+        ])
+
+        async def answers(include_dm: bool) -> list[str]:
+            return [m.text for m in await store.messages.answers_to(me.id, "What year are you in now?", 5,
+                                                                    include_dm=include_dm)]
+
+        assert await answers(include_dm=False) == ["sophomore, finally"]
+        assert await answers(include_dm=True) == ["sophomore, finally", "class of 2019, shh"]
+        assert await store.messages.answers_to(me.id, "?!", 5, include_dm=True) == []

@@ -21,6 +21,8 @@ from twinbot.settings import Settings
 MARK = "zanzibarquokka"
 """A word only the forgotten user ever wrote."""
 OTHER_MARK = "kilimanjarowombat"
+CONTEXT_MARK = "serengetipangolin"
+"""A word only others' lines in the forgotten user's import hold (kept as context, indexed apart)."""
 
 
 def files_under(root: Path) -> dict[str, bytes]:
@@ -49,7 +51,7 @@ async def test_forget_leaves_no_trace_in_any_file(settings: Settings, tiny_model
     export = tmp_path / "chat.jsonl"
     export.write_text("".join(
         json.dumps({"speaker": "ana", "text": f"{MARK} {i} is a line of my private diary, page {i}"}) + "\n"
-        + json.dumps({"speaker": "bo", "text": f"reply {i} from a friend"}) + "\n"
+        + json.dumps({"speaker": "bo", "text": f"reply {i} from a friend, {CONTEXT_MARK}"}) + "\n"
         for i in range(60)))
 
     async with open_services(s, with_model=True, with_avatars=True, with_trainer=False) as services:
@@ -75,13 +77,15 @@ async def test_forget_leaves_no_trace_in_any_file(settings: Settings, tiny_model
         assert twin.sent and twin.sent[-1].latest.speaker is not None
         ana_files = set(files_under(s.data_dir)) - before_ana
         assert any("adapter" in name for name in ana_files) and await store.avatars.get(ana.id) is not None
-        assert any(MARK.encode() in data for data in files_under(s.data_dir).values())
+        assert all(any(mark.encode() in data for data in files_under(s.data_dir).values())
+                   for mark in (MARK, CONTEXT_MARK))
 
         forgotten = await say(layer, "/forget confirm:yes", "ana", "Ana")
         assert "Forgotten" in forgotten.last.text
 
-        leftovers = {name for name, data in files_under(s.data_dir).items() if MARK.encode() in data}
-        assert leftovers == set(), f"{MARK} still in {leftovers}"
+        for mark in (MARK, CONTEXT_MARK):
+            leftovers = {name for name, data in files_under(s.data_dir).items() if mark.encode() in data}
+            assert leftovers == set(), f"{mark} still in {leftovers}"
         assert set(files_under(s.data_dir)) - before_ana <= {"twinbot.sqlite3-wal", "twinbot.sqlite3-shm"}
         assert await store.users.lookup("console", "ana") is None
 

@@ -132,8 +132,9 @@ def test_each_twin_is_trained_and_scored_with_its_own_recalled_lines(tmp_path: P
     # Ann's second training line answers "boats make me seasick": her prompt recalls her other line
     # about boats (cut to 12 characters), never the line being learned
     assert [e.recalled for e in recalled.training[ann]] == [(), ("I love saili",)]
-    # Ann's held-out line answers "do you like boats, Ann?": her twin recalls her lines about boats only.
+    # Ann's held-out line answers "do you like boats, Ann?": her twin recalls what she answered to Bob's
+    # line about boats, then her line about boats.
     at_ann = next(i for i, (k, _) in enumerate(tests) if k == ann)
-    assert examples[ann, at_ann] == ["I love sailing boats"]
+    assert examples[ann, at_ann] == ["sailing again tomorrow", "I love sailing boats"]
     assert examples[bob, at_ann] == ["boats make me seasick"]
     assert all(text in {"I love sailing boats", "sailing again tomorrow"} for text in examples[ann, 1 - at_ann])
