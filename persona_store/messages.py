@@ -87,6 +87,11 @@ async def _not_stored(conn: aiosqlite.Connection, owner_id: int, rows: list[tupl
     return len(keys) - found
 
 
+def _of_owner(owner_id: int, query: str) -> str:
+    """`query` over one owner's lines: both indexes hold each line's owner id as a column."""
+    return f'owner_id : "{owner_id}" AND ({query})'
+
+
 def fts_query(text: str) -> str | None:
     """An FTS5 query matching any word of `text`; words are quoted so user text is never syntax."""
     words = list(dict.fromkeys(word.lower() for word in _WORD.findall(text)))[:_MAX_QUERY_WORDS]
@@ -215,8 +220,8 @@ class Messages:
             text, limit,
             f"SELECT {_M_COLUMNS} FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid"
             " WHERE messages_fts MATCH ? AND m.owner_id = ? AND m.is_own = 1 AND (? OR m.is_dm = 0)"
-            " ORDER BY bm25(messages_fts) LIMIT ?",
-            lambda query: (query, owner_id, int(include_dm), limit),
+            " ORDER BY bm25(messages_fts, 1.0, 0.0) LIMIT ?",
+            lambda query: (_of_owner(owner_id, query), owner_id, int(include_dm), limit),
         )
 
     async def answers_to(self, owner_id: int, text: str, limit: int, include_dm: bool) -> list[StoredMessage]:
@@ -238,8 +243,7 @@ class Messages:
             " AND n.chat_id = hit.chat_id AND (n.ts > hit.ts OR (n.ts = hit.ts AND n.id > hit.id))"
             " ORDER BY n.ts, n.id LIMIT 1)"
             " WHERE m.is_own = 1 AND (? OR m.is_dm = 0) ORDER BY hit.rank",
-            lambda query: (f'owner_id : "{owner_id}" AND ({query})', owner_id, limit * _ANSWER_CANDIDATES,
-                           int(include_dm)),
+            lambda query: (_of_owner(owner_id, query), owner_id, limit * _ANSWER_CANDIDATES, int(include_dm)),
         )
         return list({message.id: message for message in found}.values())[:limit]
 

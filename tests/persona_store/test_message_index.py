@@ -152,3 +152,19 @@ async def test_migration_6_indexes_the_context_lines_already_stored(tmp_path: Pa
         assert await context_indexed_as_stored(store.db) and len(await indexed(store.db, "context_fts")) == 2
         answers = await store.messages.answers_to(1, "Which wombat?", 3, include_dm=False)
         assert [m.text for m in answers] == ["the grumpy one"]
+
+
+async def test_migration_7_indexes_each_own_line_with_its_owner(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    db = await database_at(path, 6, users=2)
+    for owner_id, message_id, own, text in [(1, "m1", 1, "ana's dingo line"), (2, "m1", 1, "bo's dingo line"),
+                                            (2, "m2", 0, "ana's dingo aside in bo's import")]:
+        await insert_row(db, owner_id, message_id, own, 0.0, text)
+    await db.close()
+    async with open_store(path) as store:
+        assert set(await indexed(store.db)) == await own_ids(store.db) and await context_indexed_as_stored(store.db)
+        owners = await store.db.fetchall(  # the vocabulary table that indexed() made
+            "SELECT DISTINCT doc, term FROM temp.messages_fts_words WHERE col = 'owner_id' ORDER BY doc")
+        assert [tuple(row) for row in owners] == [(1, "1"), (2, "2")]
+        assert await found(store, 1, "dingo") == ["ana's dingo line"]
+        assert await found(store, 2, "dingo") == ["bo's dingo line"]
