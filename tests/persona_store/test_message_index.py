@@ -1,5 +1,5 @@
 """The full-text indexes: `messages_fts` holds the owners' own lines only (kept so by its triggers, refilled
-so by migration 5), `context_fts` the others' lines only (migration 6)."""
+so by migration 5), `context_fts` the others' lines only; both hold each line's owner (migration 6)."""
 
 from __future__ import annotations
 
@@ -154,9 +154,9 @@ async def test_migration_6_indexes_the_context_lines_already_stored(tmp_path: Pa
         assert [m.text for m in answers] == ["the grumpy one"]
 
 
-async def test_migration_7_indexes_each_own_line_with_its_owner(tmp_path: Path) -> None:
+async def test_migration_6_indexes_each_own_line_with_its_owner(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite3"
-    db = await database_at(path, 6, users=2)
+    db = await database_at(path, 5, users=2)
     for owner_id, message_id, own, text in [(1, "m1", 1, "ana's dingo line"), (2, "m1", 1, "bo's dingo line"),
                                             (2, "m2", 0, "ana's dingo aside in bo's import")]:
         await insert_row(db, owner_id, message_id, own, 0.0, text)
