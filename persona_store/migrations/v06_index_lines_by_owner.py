@@ -4,9 +4,8 @@ lines others wrote (`context_fts`), to find what an owner answered.
 `Messages.answers_to` looks for others' lines like a new message and takes the owner's line that came
 right after each in its chat; `Messages.similar` looks for the owner's own lines like it. Both match
 "owner_id : N AND (words)", so a search reads one owner's lines rather than ranking every owner's
-and dropping the others' (32 owners of 30,000 lines: 8.3 → 3.4 ms a search). The triggers guard on
-is_own as migration 5's do: an external-content FTS5 'delete' of a row that was never indexed
-corrupts the index.
+and dropping the others' (docs/benchmarks.md). The triggers guard on is_own as migration 5's do: an
+external-content FTS5 'delete' of a row that was never indexed corrupts the index.
 """
 
 
