@@ -34,8 +34,8 @@ async def reply_examples(store: Store, owner_id: int, text: str, limit: int, *, 
 
 async def with_recalled_lines(store: Store, owner_id: int, examples: list[Example], limit: int, chars: int
                               ) -> list[Example]:
-    """Each example with the owner's lines its prompt recalls: those most like the line it answers, as a
-    reply's prompt would recall them, cut to `chars`.
+    """Each example with the owner's lines its prompt recalls for the line it answers, as a reply's
+    prompt would recall them (reply_examples), cut to `chars`.
 
     Never the example's own line (the twin would learn to copy what it is shown), and never a line
     from a private chat, as a reply in a group recalls none.

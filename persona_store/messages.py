@@ -230,9 +230,9 @@ class Messages:
 
         How the owner replied to a like message shows a twin what its owner says back. The best
         `_ANSWER_CANDIDATES` × `limit` matches are looked at, as most lines of a group chat are followed
-        by someone else's.
+        by someone else's. A line follows one line only, so no answer is found twice.
         """
-        found = await self._matching(
+        return await self._matching(
             text, limit,
             f"SELECT {_M_COLUMNS} FROM ("
             " SELECT c.id, c.owner_id, c.platform, c.chat_id, c.ts, bm25(context_fts, 1.0, 0.0) AS rank"
@@ -242,10 +242,9 @@ class Messages:
             " SELECT n.id FROM messages n WHERE n.owner_id = hit.owner_id AND n.platform = hit.platform"
             " AND n.chat_id = hit.chat_id AND (n.ts > hit.ts OR (n.ts = hit.ts AND n.id > hit.id))"
             " ORDER BY n.ts, n.id LIMIT 1)"
-            " WHERE m.is_own = 1 AND (? OR m.is_dm = 0) ORDER BY hit.rank",
-            lambda query: (_of_owner(owner_id, query), owner_id, limit * _ANSWER_CANDIDATES, int(include_dm)),
+            " WHERE m.is_own = 1 AND (? OR m.is_dm = 0) ORDER BY hit.rank LIMIT ?",
+            lambda query: (_of_owner(owner_id, query), owner_id, limit * _ANSWER_CANDIDATES, int(include_dm), limit),
         )
-        return list({message.id: message for message in found}.values())[:limit]
 
     async def _matching(self, text: str, limit: int, sql: str, params: Callable[[str], tuple]
                         ) -> list[StoredMessage]:

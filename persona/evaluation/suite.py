@@ -9,8 +9,8 @@ trained exactly as `/train` trains one (same examples, prompts and settings) on 
 `train-lines` lines; their next `test-lines` lines are held out.
 
 Twins are scored as they answer: each held-out line x is the reply to the prompt twin t would get
-in a chat (persona prompt with t's name, t's own past lines most like the line being answered,
-found by the store's search, and the conversation seen from t's side), with t's adapter folded in
+in a chat (persona prompt with t's name, the past lines t's prompt recalls for the line being
+answered (persona.retrieval), and the conversation seen from t's side), with t's adapter folded in
 as serving folds a lone reply's, at the strength it was trained at (serving amplifies it,
 ADAPTER_STRENGTH, which tells owners apart less well: docs/benchmarks.md).
 score(x, t) = loss_t(x | context) - loss_base(x | context) in nats, where the base reads the same
@@ -141,8 +141,8 @@ class Recalled:
     training: list[list[Example]]
     """Each twin's training examples, each with the lines its training prompt recalls."""
     replies: dict[tuple[int, int], list[str]]
-    """The lines each twin's reply prompt recalls, keyed by (twin, held-out line): those most like
-    the line being answered (the line before the held-out one)."""
+    """The lines each twin's reply prompt recalls, keyed by (twin, held-out line), for the line being
+    answered (the line before the held-out one)."""
 
 
 async def speaker_examples(store: Store, lines: list[Line], speaker: str, cfg: TrainConfig

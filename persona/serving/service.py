@@ -2,9 +2,9 @@
 
 The prompt holds our persona system prompt with the owner's name, a few of the owner's own past
 lines (what they answered to messages like the new one, then their lines most like it: full-text
-search in the store, an "instant twin" even before training), and the recent conversation. Replies use the owner's adapter when one is trained, and
-come as the owner writes: about as long as their lines, in bursts as often as theirs, each message
-as soon as the model has written it.
+search in the store, an "instant twin" even before training), and the recent conversation. Replies
+use the owner's adapter when one is trained, and come as the owner writes: about as long as their
+lines, in bursts as often as theirs, each message as soon as the model has written it.
 """
 
 from __future__ import annotations
