@@ -5,8 +5,9 @@
 
 The corpus is JSON lines `{"speaker", "text"}` (optionally `"chat"`: lines of different chats are
 not each other's context) in conversation order. The N speakers with most lines each get a twin,
-trained exactly as `/train` trains one (same examples, prompts and settings) on their first
-`train-lines` lines; their next `test-lines` lines are held out.
+trained exactly as `/train` trains one (same examples, prompts and settings); each speaker's lines after
+their first `train-lines` are held out, `test-lines` of them. No twin learns or recalls a held-out
+chat from its first held-out line on (split_speakers).
 
 Twins are scored as they answer: each held-out line x is the reply to the prompt twin t would get
 in a chat (persona prompt with t's name, the past lines t's prompt recalls for the line being
@@ -93,22 +94,50 @@ def held_out_example(lines: list[Line], at: int, owner: str) -> Example:
 @dataclass
 class Split:
     speaker: str
-    train_upto: int
-    """Index just past the speaker's last training line: the prefix their twin may learn from."""
+    known: list[int]
+    """The lines the speaker's twin may learn from and recall, in order: the chats of its training lines,
+    up to the last of them, less every held-out chat from its first held-out line on."""
     test: list[int]
+
+    def own_training(self, lines: list[Line]) -> list[int]:
+        """The speaker's own usable lines among those their twin knows: what it is trained on."""
+        return [at for at in self.known if lines[at].speaker == self.speaker and usable(lines[at].text)]
 
 
 def split_speakers(lines: list[Line], speakers: int, train_lines: int, test_lines: int) -> list[Split]:
+    """The `speakers` busiest speakers' held-out lines (each one's lines after their first `train_lines`,
+    `test_lines` of them) and what each twin may know.
+
+    No twin knows a held-out chat from its first held-out line on: neither the line it is scored on nor
+    what followed it. Else a twin whose owner's first lines run past another speaker's held-out ones
+    (a sitcom's later characters' run through its early seasons) recalls and learns that very scene.
+    Each speaker trains on their first `train_lines` lines outside those chats' ends, which may come
+    after their held-out ones.
+    """
     counts = Counter(line.speaker for line in lines if usable(line.text))
     chosen = [name for name, _ in counts.most_common(speakers)]
     if len(chosen) < speakers:
         raise ValueError(f"the corpus has only {len(chosen)} speakers; asked for {speakers}")
-    splits = []
-    for name in chosen:
-        own = [line.index for line in lines if line.speaker == name and usable(line.text)]
+    owned = {name: [line.index for line in lines if line.speaker == name and usable(line.text)] for name in chosen}
+    for name, own in owned.items():
         if len(own) < train_lines + test_lines:
             raise ValueError(f"{name} has {len(own)} lines; {train_lines} + {test_lines} are needed")
-        splits.append(Split(name, own[train_lines - 1] + 1, own[train_lines: train_lines + test_lines]))
+    tests = {name: own[train_lines: train_lines + test_lines] for name, own in owned.items()}
+    held_out_from: dict[str, int] = {}
+    for at in sorted(at for test in tests.values() for at in test):
+        held_out_from.setdefault(lines[at].chat, at)
+
+    def seen(line: Line) -> bool:
+        return line.index < held_out_from.get(line.chat, len(lines))
+
+    splits = []
+    for name in chosen:
+        training = [at for at in owned[name] if seen(lines[at])][:train_lines]
+        if len(training) < train_lines:
+            raise ValueError(f"{name} has {len(training)} lines outside the held-out chats; {train_lines} are needed")
+        chats = {lines[at].chat for at in training}
+        known = [line.index for line in lines[: training[-1] + 1] if line.chat in chats and seen(line)]
+        splits.append(Split(name, known, tests[name]))
     return splits
 
 
@@ -169,7 +198,7 @@ async def recall_lines(store_path: Path, lines: list[Line], splits: list[Split],
     replies: dict[tuple[int, int], list[str]] = {}
     async with open_store(store_path) as store:
         for k, split in enumerate(splits):
-            user_id, examples = await speaker_examples(store, lines[: split.train_upto], split.speaker, cfg)
+            user_id, examples = await speaker_examples(store, [lines[at] for at in split.known], split.speaker, cfg)
             training.append(examples)
             for i, (_, at) in enumerate(tests):
                 answered = held_out_example(lines, at, split.speaker).answered
@@ -222,8 +251,7 @@ def reference_attribution(lines: list[Line], splits: list[Split], tests: list[tu
                           answers: list[Answer]) -> ReferenceAccuracy:
     """The line classifier's accuracy on the held-out lines and on the twins' replies to them."""
     training = [(held_out_example(lines, at, split.speaker), k) for k, split in enumerate(splits)
-                for at in range(split.train_upto)
-                if lines[at].speaker == split.speaker and usable(lines[at].text)]
+                for at in split.own_training(lines)]
     examples, labels = [example for example, _ in training], [k for _, k in training]
     held_out = [held_out_example(lines, at, splits[k].speaker) for k, at in tests]
     replies = [Example((), answer.twin) for answer in answers]
@@ -367,8 +395,7 @@ def median_seconds(seconds: Iterable[float]) -> float | None:
 def reply_measures(lines: list[Line], splits: list[Split], replies: Replies, reference: ReferenceAccuracy,
                    relevance: tuple[float, float]) -> dict:
     """The report's measures of the twins' replies (persona.evaluation.replies), beside the real lines'."""
-    stored = [frozenset(measures.normalised(line.text) for line in lines[: split.train_upto]
-                        if line.speaker == split.speaker and usable(line.text)) for split in splits]
+    stored = [frozenset(measures.normalised(lines[at].text) for at in split.own_training(lines)) for split in splits]
     answers = replies.answers
     return {
         "reply_words_median_twin": measures.median_words(a.twin for a in answers),

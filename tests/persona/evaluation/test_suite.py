@@ -57,6 +57,25 @@ def test_eval_reports_and_tells_distinct_voices_apart(settings: Settings, tiny_m
     assert all(row["context"][-1].split(": ")[0] in VOICES for row in samples)
 
 
+def test_no_twin_knows_a_held_out_chat_from_its_first_held_out_line_on(tmp_path: Path) -> None:
+    rows = [("a", "Ann", "first of mine"), ("a", "Ann", "second of mine"), ("a", "Bob", "Bob here"),
+            ("a", "Ann", "held out of Ann"), ("a", "Bob", "Bob after it"), ("b", "Bob", "held out of Bob"),
+            ("b", "Bob", "Bob goes on"), ("c", "Bob", "Bob later on")]
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("".join(json.dumps({"chat": c, "speaker": s, "text": t}) + "\n" for c, s, t in rows))
+    lines = read_corpus(corpus)
+    ann, bob = sorted(split_speakers(lines, 2, 2, 1), key=lambda split: split.speaker)
+    assert (ann.known, ann.test) == ([0, 1], [3])
+    # Bob's line after Ann's held-out one is not his to learn; his second training line comes later,
+    # after his own held-out line, in a chat that is not held out
+    assert (bob.known, bob.test, bob.own_training(lines)) == ([0, 1, 2, 7], [5], [2, 7])
+    # all of Bob's lines come after Ann's held-out line in the one chat
+    corpus.write_text("".join(json.dumps({"chat": "a", "speaker": s, "text": f"line {n}"}) + "\n"
+                              for n, s in enumerate(["Ann", "Ann", "Bob", "Bob", "Bob"])))
+    with pytest.raises(ValueError, match="Bob has 0 lines outside the held-out chats; 1 are needed"):
+        split_speakers(read_corpus(corpus), 2, 1, 1)
+
+
 def test_centring_stops_a_twin_that_lowers_every_line_from_taking_them_all() -> None:
     from persona.evaluation.suite import attribute
 
