@@ -134,7 +134,9 @@ def split_speakers(lines: list[Line], speakers: int, train_lines: int, test_line
     for name in chosen:
         training = [at for at in owned[name] if seen(lines[at])][:train_lines]
         if len(training) < train_lines:
-            raise ValueError(f"{name} has {len(training)} lines outside the held-out chats; {train_lines} are needed")
+            raise ValueError(f"{name} has {len(training)} lines before the held-out lines of their chats, and "
+                             f"{train_lines} are needed (no twin may know a chat past its first held-out line): "
+                             "ask for fewer train lines or speakers, or use a corpus of more chats")
         chats = {lines[at].chat for at in training}
         known = [line.index for line in lines[: training[-1] + 1] if line.chat in chats and seen(line)]
         splits.append(Split(name, known, tests[name]))

@@ -72,7 +72,7 @@ def test_no_twin_knows_a_held_out_chat_from_its_first_held_out_line_on(tmp_path:
     # all of Bob's lines come after Ann's held-out line in the one chat
     corpus.write_text("".join(json.dumps({"chat": "a", "speaker": s, "text": f"line {n}"}) + "\n"
                               for n, s in enumerate(["Ann", "Ann", "Bob", "Bob", "Bob"])))
-    with pytest.raises(ValueError, match="Bob has 0 lines outside the held-out chats; 1 are needed"):
+    with pytest.raises(ValueError, match="Bob has 0 lines before the held-out lines of their chats, and 1 are needed"):
         split_speakers(read_corpus(corpus), 2, 1, 1)
 
 
