@@ -7,7 +7,7 @@ The corpus is JSON lines `{"speaker", "text"}` (optionally `"chat"`: lines of di
 not each other's context) in conversation order. The N speakers with most lines each get a twin,
 trained exactly as `/train` trains one (same examples, prompts and settings); each speaker's lines after
 their first `train-lines` are held out, `test-lines` of them. No twin learns or recalls a held-out
-chat from its first held-out line on (split_speakers).
+line or what follows it in its chat (split_speakers).
 
 Twins are scored as they answer: each held-out line x is the reply to the prompt twin t would get
 in a chat (persona prompt with t's name, the past lines t's prompt recalls for the line being
@@ -64,6 +64,8 @@ from persona_store import NewMessage, Store, StoredMessage, User, open_store
 from twinbot.settings import Settings, SettingsError, load_settings
 
 SCORE_BATCH = 16
+CLOSED_AFTER = 50
+"""How many lines after a held-out line no twin knows: a scene's worth, where the chat goes on past it."""
 LONE_REPLIES = 3
 """Each twin's first held-out lines are answered one at a time, after the others were answered in
 batches: a lone reply's wall time with the adapter in use, until its first message is reply_p50_s
@@ -96,7 +98,7 @@ class Split:
     speaker: str
     known: list[int]
     """The lines the speaker's twin may learn from and recall, in order: the chats of its training lines,
-    up to the last of them, less every held-out chat from its first held-out line on."""
+    up to the last of them, less every held-out line and the CLOSED_AFTER lines after it."""
     test: list[int]
 
     def own_training(self, lines: list[Line]) -> list[int]:
@@ -108,11 +110,13 @@ def split_speakers(lines: list[Line], speakers: int, train_lines: int, test_line
     """The `speakers` busiest speakers' held-out lines (each one's lines after their first `train_lines`,
     `test_lines` of them) and what each twin may know.
 
-    No twin knows a held-out chat from its first held-out line on: neither the line it is scored on nor
-    what followed it. Else a twin whose owner's first lines run past another speaker's held-out ones
-    (a sitcom's later characters' run through its early seasons) recalls and learns that very scene.
-    Each speaker trains on their first `train_lines` lines outside those chats' ends, which may come
-    after their held-out ones.
+    No twin knows a held-out line or the CLOSED_AFTER lines after it in its chat: neither the line it is
+    scored on nor the replies that quote it. Else a twin whose owner's first lines run past another
+    speaker's held-out ones (a sitcom's later characters' run through its early seasons) recalls and
+    learns that very scene. Closing only that stretch, not the chat's whole rest, keeps a corpus of one
+    long chat (a group's export, a script with no scenes marked) open to every speaker's first lines.
+    Each speaker trains on their first `train_lines` lines outside those stretches, which may come after
+    their held-out ones.
     """
     counts = Counter(line.speaker for line in lines if usable(line.text))
     chosen = [name for name, _ in counts.most_common(speakers)]
@@ -123,22 +127,20 @@ def split_speakers(lines: list[Line], speakers: int, train_lines: int, test_line
         if len(own) < train_lines + test_lines:
             raise ValueError(f"{name} has {len(own)} lines; {train_lines} + {test_lines} are needed")
     tests = {name: own[train_lines: train_lines + test_lines] for name, own in owned.items()}
-    held_out_from: dict[str, int] = {}
-    for at in sorted(at for test in tests.values() for at in test):
-        held_out_from.setdefault(lines[at].chat, at)
-
-    def seen(line: Line) -> bool:
-        return line.index < held_out_from.get(line.chat, len(lines))
+    closed: set[int] = set()
+    for at in (at for test in tests.values() for at in test):
+        closed.update(after for after in range(at, min(at + CLOSED_AFTER + 1, len(lines)))
+                      if lines[after].chat == lines[at].chat)
 
     splits = []
     for name in chosen:
-        training = [at for at in owned[name] if seen(lines[at])][:train_lines]
+        training = [at for at in owned[name] if at not in closed][:train_lines]
         if len(training) < train_lines:
-            raise ValueError(f"{name} has {len(training)} lines before the held-out lines of their chats, and "
-                             f"{train_lines} are needed (no twin may know a chat past its first held-out line): "
-                             "ask for fewer train lines or speakers, or use a corpus of more chats")
+            raise ValueError(f"{name} has {len(training)} lines outside the held-out lines and the {CLOSED_AFTER} "
+                             f"after each in their chats, and {train_lines} are needed: ask for fewer train lines "
+                             "or speakers")
         chats = {lines[at].chat for at in training}
-        known = [line.index for line in lines[: training[-1] + 1] if line.chat in chats and seen(line)]
+        known = [line.index for line in lines[: training[-1] + 1] if line.chat in chats and line.index not in closed]
         splits.append(Split(name, known, tests[name]))
     return splits
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from persona.evaluation import suite
 from persona.evaluation.suite import evaluate, main, read_corpus, split_speakers
 from twinbot.settings import Settings
 
@@ -57,7 +58,7 @@ def test_eval_reports_and_tells_distinct_voices_apart(settings: Settings, tiny_m
     assert all(row["context"][-1].split(": ")[0] in VOICES for row in samples)
 
 
-def test_no_twin_knows_a_held_out_chat_from_its_first_held_out_line_on(tmp_path: Path) -> None:
+def test_no_twin_knows_a_held_out_line_or_what_follows_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rows = [("a", "Ann", "first of mine"), ("a", "Ann", "second of mine"), ("a", "Bob", "Bob here"),
             ("a", "Ann", "held out of Ann"), ("a", "Bob", "Bob after it"), ("b", "Bob", "held out of Bob"),
             ("b", "Bob", "Bob goes on"), ("c", "Bob", "Bob later on")]
@@ -69,11 +70,23 @@ def test_no_twin_knows_a_held_out_chat_from_its_first_held_out_line_on(tmp_path:
     # Bob's line after Ann's held-out one is not his to learn; his second training line comes later,
     # after his own held-out line, in a chat that is not held out
     assert (bob.known, bob.test, bob.own_training(lines)) == ([0, 1, 2, 7], [5], [2, 7])
-    # all of Bob's lines come after Ann's held-out line in the one chat
-    corpus.write_text("".join(json.dumps({"chat": "a", "speaker": s, "text": f"line {n}"}) + "\n"
-                              for n, s in enumerate(["Ann", "Ann", "Bob", "Bob", "Bob"])))
-    with pytest.raises(ValueError, match="Bob has 0 lines before the held-out lines of their chats, and 1 are needed"):
-        split_speakers(read_corpus(corpus), 2, 1, 1)
+
+    def one_chat(speakers: list[str]) -> list:
+        corpus.write_text("".join(json.dumps({"speaker": s, "text": f"line {n}"}) + "\n"
+                                  for n, s in enumerate(speakers)))
+        return read_corpus(corpus)
+
+    monkeypatch.setattr(suite, "CLOSED_AFTER", 1)
+    # one chat: Ann's held-out line (2) and the line after it are closed, and so are Bob's (5) and the
+    # line after it; Bob's first lines lie past Ann's, and he trains on them
+    lines = one_chat(["Ann", "Ann", "Ann", "Bob", "Bob", "Bob", "Bob", "Bob"])
+    ann, bob = sorted(split_speakers(lines, 2, 2, 1), key=lambda split: split.speaker)
+    assert (ann.known, ann.test) == ([0, 1], [2])
+    assert (bob.known, bob.test, bob.own_training(lines)) == ([0, 1, 4, 7], [5], [4, 7])
+    # each of Bob's lines follows a held-out line or is one
+    with pytest.raises(ValueError, match="Bob has 0 lines outside the held-out lines and the 1 after each in their "
+                                         "chats, and 1 are needed"):
+        split_speakers(one_chat(["Ann", "Ann", "Bob", "Bob"]), 2, 1, 1)
 
 
 def test_centring_stops_a_twin_that_lowers_every_line_from_taking_them_all() -> None:
