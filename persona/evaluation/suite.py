@@ -7,7 +7,7 @@ The corpus is JSON lines `{"speaker", "text"}` (optionally `"chat"`: lines of di
 not each other's context) in conversation order. The N speakers with most lines each get a twin,
 trained exactly as `/train` trains one (same examples, prompts and settings); each speaker's lines after
 their first `train-lines` are held out, `test-lines` of them. No twin learns or recalls a held-out
-line or what follows it in its chat (split_speakers).
+line or the CLOSED_AFTER lines after it in its chat (split_speakers).
 
 Twins are scored as they answer: each held-out line x is the reply to the prompt twin t would get
 in a chat (persona prompt with t's name, the past lines t's prompt recalls for the line being

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from persona.evaluation import suite
+from persona.corpus import Line
 from persona.evaluation.suite import evaluate, main, read_corpus, split_speakers
 from twinbot.settings import Settings
 
@@ -71,7 +72,7 @@ def test_no_twin_knows_a_held_out_line_or_what_follows_it(tmp_path: Path, monkey
     # after his own held-out line, in a chat that is not held out
     assert (bob.known, bob.test, bob.own_training(lines)) == ([0, 1, 2, 7], [5], [2, 7])
 
-    def one_chat(speakers: list[str]) -> list:
+    def one_chat(speakers: list[str]) -> list[Line]:
         corpus.write_text("".join(json.dumps({"speaker": s, "text": f"line {n}"}) + "\n"
                                   for n, s in enumerate(speakers)))
         return read_corpus(corpus)
