@@ -62,8 +62,11 @@ class Settings(BaseSettings):
     """The most messages one twin reply may send in a row, when the twin's owner sends bursts."""
     retrieval_examples: int = Field(default=4, ge=0, le=32)
     adapter_strength: float = Field(default=1.5, ge=0, le=4)
-    """How strongly replies use a twin's adapter: above 1 amplifies the owner's voice over the shared
-    base's (docs/benchmarks.md: 1.5 against 1.0)."""
+    """How strongly replies use the adapter of a twin trained on 2,000 or more lines: above 1 amplifies
+    the owner's voice over the shared base's (docs/benchmarks.md: 1.5 against 1.0 and 2.0)."""
+    adapter_strength_few_lines: float = Field(default=2.0, ge=0, le=4)
+    """The same for a twin of 300 lines or fewer, which learned less (persona/serving/strength.py);
+    between the two, the strength falls with the log of the lines."""
     batch_window_ms: float = Field(default=15.0, ge=0, le=1000)
     max_batch_size: int = Field(default=8, ge=1, le=64)
 

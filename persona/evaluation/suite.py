@@ -12,8 +12,9 @@ line or the CLOSED_AFTER lines after it in its chat (split_speakers).
 Twins are scored as they answer: each held-out line x is the reply to the prompt twin t would get
 in a chat (persona prompt with t's name, the past lines t's prompt recalls for the line being
 answered (persona.retrieval), and the conversation seen from t's side), with t's adapter folded in
-as serving folds a lone reply's, at the strength it was trained at (serving amplifies it,
-ADAPTER_STRENGTH, which tells owners apart less well: docs/benchmarks.md).
+as serving folds a lone reply's, at the strength it was trained at (replies amplify it, the more the
+fewer lines it learned from, persona/serving/strength.py; scored so, owners are told apart less
+well: docs/benchmarks.md).
 score(x, t) = loss_t(x | context) - loss_base(x | context) in nats, where the base reads the same
 conversation with no persona; x is attributed to the twin with the lowest score, and so is each
 window of 5 consecutive lines of one speaker, by the sum of its lines' scores: the window's
@@ -285,6 +286,8 @@ class Replies:
     capped_share: float
     """Of the worker's generations, those cut at the token cap before they ended their turn."""
     largest_batch: int
+    strengths: dict[str, float]
+    """Each twin's adapter strength in its replies, which falls with its training lines."""
 
 
 def answers_someone(lines: list[Line], at: int, owner: str) -> bool:
@@ -324,9 +327,15 @@ async def twin_replies(settings: Settings, store_path: Path, lines: list[Line], 
         owners = []
         for split in splits:
             user = await store.users.get_or_create("corpus", split.speaker, split.speaker)
-            await store.adapters.record(user.id, str(adapters[split.speaker]), None, base_model_id(settings), 0, {})
+            await store.adapters.record(user.id, str(adapters[split.speaker]), None, base_model_id(settings),
+                                        len(split.own_training(lines)), {})
             owners.append(user)
         service = TwinService(settings, store)
+        strengths = {}
+        for split, owner in zip(splits, owners, strict=True):
+            ref = await service.adapter_for(owner)
+            assert ref is not None  # recorded just above
+            strengths[split.speaker] = round(ref.strength, 3)
         await service.start()
         answers: dict[int, Answer] = {}
         bar = tqdm(total=len(tests), desc="twins replying", unit="reply", disable=not progress)
@@ -364,7 +373,7 @@ async def twin_replies(settings: Settings, store_path: Path, lines: list[Line], 
             await service.close()
         stats = service.worker.stats
         return Replies([answers[i] for i in range(len(tests))], lone, time.monotonic() - started,
-                       stats.capped / max(stats.requests, 1), stats.largest_batch)
+                       stats.capped / max(stats.requests, 1), stats.largest_batch, strengths)
 
 
 def unprompted_ids(tokenizer: PreTrainedTokenizerBase, lines: list[Line], at: int, reply: str
@@ -417,6 +426,7 @@ def reply_measures(lines: list[Line], splits: list[Split], replies: Replies, ref
         "reply_whole_p50_s": median_seconds(whole for _, whole in replies.lone_seconds),
         "reply_failures": sum(not a.twin for a in answers), "reply_seconds": round(replies.seconds, 1),
         "reply_largest_batch": replies.largest_batch,
+        "reply_adapter_strengths": replies.strengths,
     }
 
 

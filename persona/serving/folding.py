@@ -80,13 +80,14 @@ class ServedAdapters:
     """The adapters loaded into a serving model (after `make_foldable`), and which of them it serves.
 
     `set_adapter(name)` serves one adapter folded in (its folds made on first use); `mixed(names)` serves
-    row i with adapter names[i] (None: the base) for the duration of a batch. Every adapter's
-    low-rank term is served `strength` times as strong as trained: above 1 it amplifies what the twin
-    learned from its owner over the shared base, as CoPe's persona-contrastive decoding does with a
-    second forward pass (logits of twin + (strength - 1) * (twin - base), to first order), for free.
+    row i with adapter names[i] (None: the base) for the duration of a batch. Each adapter's low-rank
+    term is served `strength` times as strong as trained (given when it is loaded): above 1 it amplifies
+    what the twin learned from its owner over the shared base, as CoPe's persona-contrastive decoding
+    does with a second forward pass (logits of twin + (strength - 1) * (twin - base), to first order),
+    for free.
     """
 
-    def __init__(self, model: nn.Module, strength: float = 1.0) -> None:
+    def __init__(self, model: nn.Module) -> None:
         self.layers = {name: m for name, m in model.named_modules() if isinstance(m, FoldableLinear)}
         if not self.layers:
             raise TypeError("the model has no FoldableLinear layers: call make_foldable first")
@@ -94,14 +95,14 @@ class ServedAdapters:
         self._folds: dict[str, dict[str, Fold]] = {}
         self.current: str | None = None
         self.folds_made = 0
-        self.strength = strength
 
-    def load_adapter(self, name: str, path: Path) -> None:
-        """Read adapter `name` from its files (AdapterFileError if they do not fit); replaces a loaded one."""
+    def load_adapter(self, name: str, path: Path, strength: float = 1.0) -> None:
+        """Read adapter `name` from its files (AdapterFileError if they do not fit), to serve it `strength`
+        times as strong as trained; replaces a loaded one."""
         dtype = next(iter(self.layers.values())).weight.dtype
         low_rank = read_adapter(path, self.layers, dtype)
         self.delete_adapter(name)
-        self._low_rank[name] = {module: replace(layer, scaling=layer.scaling * self.strength)
+        self._low_rank[name] = {module: replace(layer, scaling=layer.scaling * strength)
                                 for module, layer in low_rank.items()}
 
     @property

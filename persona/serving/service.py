@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from persona.assistant_voice import sounds_like_assistant
+from persona.serving.strength import adapter_strength
 from persona.serving.worker import AdapterRef, InferenceWorker, Sampling, WorkerBusy
 from persona.prompt import Turn, build_prompt_ids
 from persona.retrieval import reply_examples
@@ -166,7 +167,9 @@ class TwinService:
         record = await self.store.adapters.get(owner.id)
         if record is None or not (Path(record.path) / "adapter_config.json").is_file():
             return None
-        return AdapterRef(str(owner.id), record.path, record.created_at)
+        strength = adapter_strength(record.n_examples, few=self.settings.adapter_strength_few_lines,
+                                    many=self.settings.adapter_strength)
+        return AdapterRef(str(owner.id), record.path, record.created_at, strength)
 
     async def length_for(self, owner: User) -> ReplyLength:
         """The owner's reply length, from the token counts of their recent lines and what followed them

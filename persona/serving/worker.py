@@ -63,11 +63,13 @@ def release_freed_memory() -> None:
 
 @dataclass(frozen=True, slots=True)
 class AdapterRef:
-    """Which adapter to use: its name in the model, where it lives, and a version to notice retraining."""
+    """Which adapter to use: its name in the model, where it lives, a version to notice retraining, and
+    how strongly to serve it (persona/serving/strength.py)."""
 
     name: str
     path: str
     version: float
+    strength: float = 1.0
 
 
 @dataclass
@@ -107,10 +109,8 @@ class InferenceWorker:
     """Owns the model on a dedicated thread; `generate` is awaitable from the event loop."""
 
     def __init__(self, load: Callable[[], tuple[PreTrainedModel, PreTrainedTokenizerBase]], *, threads: int,
-                 cache_size: int, batch_window_s: float, max_batch: int, max_pending: int = 64,
-                 adapter_strength: float = 1.0) -> None:
+                 cache_size: int, batch_window_s: float, max_batch: int, max_pending: int = 64) -> None:
         self._load = load
-        self.adapter_strength = adapter_strength
         self.threads = threads
         self.cache_size = cache_size
         self.batch_window_s = batch_window_s
@@ -133,8 +133,7 @@ class InferenceWorker:
         """The serving worker as the settings describe it (MODEL_DTYPE, threads, LRU size, batching)."""
         return cls(lambda: load_base_model(settings), threads=settings.inference_threads,
                    cache_size=settings.adapter_cache_size, batch_window_s=settings.batch_window_ms / 1000,
-                   max_batch=settings.max_batch_size, max_pending=settings.max_pending_replies,
-                   adapter_strength=settings.adapter_strength)
+                   max_batch=settings.max_batch_size, max_pending=settings.max_pending_replies)
 
     async def start(self) -> None:
         """Start the thread and wait until the model is loaded (errors surface here)."""
@@ -192,7 +191,7 @@ class InferenceWorker:
             self._between = between_messages(self.tokenizer)
             make_foldable(model, LORA_TARGETS)
             self.model = model.eval()
-            self._adapters = ServedAdapters(model, self.adapter_strength)
+            self._adapters = ServedAdapters(model)
         except BaseException as exc:
             self._ready.set_exception(exc)
             return
@@ -240,7 +239,7 @@ class InferenceWorker:
 
     def _ensure_adapter(self, ref: AdapterRef) -> None:
         current = self._loaded.get(ref.name)
-        if current is not None and current.version == ref.version and current.path == ref.path:
+        if current == ref:
             self._loaded.move_to_end(ref.name)
             return
         if current is not None:
@@ -248,7 +247,7 @@ class InferenceWorker:
         while len(self._loaded) >= self.cache_size:
             self._delete_adapter(next(iter(self._loaded)))
         assert self._adapters is not None
-        self._adapters.load_adapter(ref.name, Path(ref.path))
+        self._adapters.load_adapter(ref.name, Path(ref.path), ref.strength)
         self._loaded[ref.name] = ref
         self.stats.adapter_loads += 1
 

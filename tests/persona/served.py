@@ -43,7 +43,7 @@ def served_model(tiny_model_dir: Path, dtype: str, adapter_dirs: dict[str, Path]
     """The tiny Llama prepared as the inference worker prepares its base, both adapters loaded."""
     model = load(tiny_model_dir, dtype)
     make_foldable(model, LORA_TARGETS)
-    served = ServedAdapters(model, strength)
+    served = ServedAdapters(model)
     for name, path in adapter_dirs.items():
-        served.load_adapter(name, path)
+        served.load_adapter(name, path, strength)
     return model, served

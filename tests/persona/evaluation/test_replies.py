@@ -71,7 +71,7 @@ def test_a_verbatim_stored_line_counts_as_a_copy(tmp_path: Path) -> None:
     twins = ["  i LOVE sailing\tboats ", "I love sailing boats!", "boats make me seasick",
              "sailing is my whole life"]  # stored (case and spaces aside); not quite; Bob's line; Ann's held-out line
     answers = [Answer(ann, "Ann", (), "sailing is my whole life", twin) for twin in twins]
-    report = reply_measures(lines, splits, Replies(answers, [(0.2, 0.5), (0.3, 0.3), (0.1, 0.9)], 1.0, 0.0, 1), ReferenceAccuracy(1.0, 1.0, 0.5, 1.0),
+    report = reply_measures(lines, splits, Replies(answers, [(0.2, 0.5), (0.3, 0.3), (0.1, 0.9)], 1.0, 0.0, 1, {}), ReferenceAccuracy(1.0, 1.0, 0.5, 1.0),
                             (0.1, 0.2))
     assert report["reply_copy_share"] == 0.25
     assert report["reply_style_twin"] == 0.5 and report["reply_style_real"] == 1.0

@@ -53,6 +53,8 @@ def test_eval_reports_and_tells_distinct_voices_apart(settings: Settings, tiny_m
     assert report["reply_words_median_twin"] >= 0 and 0 < report["reply_p50_s"] <= report["reply_whole_p50_s"]
     assert all(math.isfinite(report[key]) for key in ("reply_relevance_twin", "reply_relevance_real"))
     assert 1 < report["reply_largest_batch"] <= s.max_batch_size  # the worker batched the replies
+    # 60 training lines a twin: each replies at the strength of a twin of few lines
+    assert report["reply_adapter_strengths"] == {speaker: s.adapter_strength_few_lines for speaker in VOICES}
     samples = [json.loads(line) for line in (tmp_path / "samples.jsonl").read_text().splitlines()]
     assert len(samples) == 30 and {row["speaker"] for row in samples} == set(VOICES)
     assert [row["real"] for row in samples] == [lines[at].text for split in splits for at in split.test]

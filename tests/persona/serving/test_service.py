@@ -136,3 +136,19 @@ async def test_a_streamed_draw_ends_with_the_workers_error() -> None:
         async for message in streamed(draw):
             got.append(message)
     assert got == ["said"]
+
+
+async def test_a_twin_of_few_lines_is_served_stronger_than_one_of_many(settings: Settings, tmp_path: Path) -> None:
+    s = settings.model_copy(update={"adapter_strength": 1.5, "adapter_strength_few_lines": 2.0})
+    async with Store.open_context(s) as store:
+        service = TwinService(s, store)  # not started: which adapter to serve needs no model
+        strengths = []
+        for lines in (120, 1000, 4000):
+            owner = await store.users.get_or_create("telegram", str(lines), f"Owner {lines}")
+            (tmp_path / str(lines)).mkdir()
+            (tmp_path / str(lines) / "adapter_config.json").write_text("{}")
+            await store.adapters.record(owner.id, str(tmp_path / str(lines)), None, "base", lines, {})
+            ref = await service.adapter_for(owner)
+            assert ref is not None and ref.path == str(tmp_path / str(lines))
+            strengths.append(ref.strength)
+    assert strengths[0] == 2.0 and 1.5 < strengths[1] < 2.0 and strengths[2] == 1.5

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -105,6 +106,20 @@ async def test_a_lone_adapter_is_served_folded_and_the_base_weights_are_never_to
     await worker.generate(prompt, adapters[0], 4, GREEDY)
     retrained = AdapterRef(adapters[0].name, adapters[2].path, version=2.0)
     assert await worker.generate(prompt, retrained, 8, GREEDY) == expected
+    await worker.close()
+
+
+async def test_an_adapter_is_served_at_the_strength_its_ref_asks_for(tiny_model_dir: Path,
+                                                                     adapters: list[AdapterRef]) -> None:
+    worker = InferenceWorker(loader(tiny_model_dir), threads=1, cache_size=2, batch_window_s=0.0, max_batch=1)
+    await worker.start()
+    prompt = [1, 2, 3, 4]
+    base_reply = await worker.generate(prompt, None, 8, GREEDY)
+    trained = await worker.generate(prompt, adapters[0], 8, GREEDY)
+    assert trained != base_reply
+    assert await worker.generate(prompt, replace(adapters[0], strength=0.0), 8, GREEDY) == base_reply
+    assert await worker.generate(prompt, adapters[0], 8, GREEDY) == trained  # reloaded at its own strength
+    assert worker.stats.adapter_loads == 3
     await worker.close()
 
 
