@@ -9,7 +9,7 @@ import pytest
 
 from persona.serving.service import (
     BURST_GAP_S, ReplyLength, ReplyRequest, TwinError, TwinService, acceptable, burst, burst_rate, clean_reply, echoes,
-    reply_length, streamed,
+    reply_length, streamed, stutters,
 )
 from persona.serving.decoding import Sampling
 from persona_store import NewMessage, Store
@@ -48,6 +48,17 @@ def test_a_reply_saying_three_words_of_the_chat_back_is_an_echo() -> None:
     assert not echoes("late brain mush", chat)  # the words, not in a row
     assert not acceptable("Where would you go though", [], chat)
     assert acceptable("Paris, for the food", [], chat)
+
+
+def test_one_word_said_four_times_running_is_a_stutter_not_a_reply() -> None:
+    assert stutters("OK. OK... ok. OK!")  # case and punctuation aside
+    assert stutters("well no no no no")
+    assert not stutters("No, no, no. Not today")  # three times is a person's own
+    assert not stutters("ok okay ok okay")  # different words
+    assert not stutters("no one said no, no, and no")
+    assert not stutters("")
+    assert not acceptable("Hey, hey! Hey! Hey!", [])
+    assert acceptable("Hey, hey! Hey!", [])
 
 
 async def test_service_prompt_uses_the_owners_own_similar_lines_but_not_dm_ones_in_groups(
