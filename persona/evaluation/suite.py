@@ -12,9 +12,9 @@ line or the CLOSED_AFTER lines after it in its chat (split_speakers).
 Twins are scored as they answer: each held-out line x is the reply to the prompt twin t would get
 in a chat (persona prompt with t's name, the past lines t's prompt recalls for the line being
 answered (persona.retrieval), and the conversation seen from t's side), with t's adapter folded in
-as serving folds a lone reply's, at the strength it was trained at (replies amplify it, the more the
-fewer lines it learned from, persona/serving/strength.py; scored so, owners are told apart less
-well: docs/benchmarks.md).
+as serving folds a lone reply's, at the strength it was trained at. Replies amplify it, the more so
+the fewer lines it learned from (persona/serving/strength.py); scored amplified, twins tell owners
+apart less well (docs/benchmarks.md).
 score(x, t) = loss_t(x | context) - loss_base(x | context) in nats, where the base reads the same
 conversation with no persona; x is attributed to the twin with the lowest score, and so is each
 window of 5 consecutive lines of one speaker, by the sum of its lines' scores: the window's
