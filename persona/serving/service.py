@@ -134,13 +134,7 @@ real lines and 0.5 % of chitchat's do; three times running ("No, no, no") stays 
 
 def stutters(text: str, times: int = STUTTER_WORDS) -> bool:
     """Whether `text` says one word `times` or more times running (case and punctuation aside)."""
-    run, before = 0, None
-    for word in _WORD.findall(normalised(text)):
-        run = run + 1 if word == before else 1
-        before = word
-        if run >= times:
-            return True
-    return False
+    return any(len(set(run)) == 1 for run in _word_runs(text, times))
 
 
 def acceptable(text: str, recalled: list[str], chat: Sequence[str] = ()) -> bool:
